@@ -1,0 +1,65 @@
+"""mxnet_recpack: turn image datasets into MXNet RecordIO (``.rec`` + ``.idx``) files.
+
+Importing this package is cheap (it does not import mxnet) and gives every Gluon ``Dataset`` a
+``to_recordio(path, ...)`` method. The Gluon-side names (``ImageListDataset``, ``ArrayDataset``)
+import mxnet when first used.
+"""
+
+from ._version import __version__
+from .errors import (ImageEncodeError, IndexFormatError, ListFormatError, OptionError,
+                     OutputExistsError, RecordFormatError, RecpackError, TooManyFailuresError)
+from .api import im2rec
+from .discover import make_list
+from .gluon import install as _install, to_recordio
+from .header import RecordHeader, pack_record, unpack_record
+from .index import RecordFile, read_index
+from .recordio import RecordReader, encode_record
+from .writer import RecordFileWriter, WriteSummary
+
+__all__ = [
+    "__version__",
+    "RecordFileWriter",
+    "WriteSummary",
+    "ImageListDataset",
+    "ArrayDataset",
+    "RecordFile",
+    "RecordReader",
+    "RecordHeader",
+    "encode_record",
+    "pack_record",
+    "unpack_record",
+    "read_index",
+    "to_recordio",
+    "im2rec",
+    "make_list",
+    "RecpackError",
+    "RecordFormatError",
+    "IndexFormatError",
+    "ListFormatError",
+    "ImageEncodeError",
+    "OptionError",
+    "TooManyFailuresError",
+    "OutputExistsError",
+]
+
+_LAZY = {
+    "ImageListDataset": "datasets",
+    "ArrayDataset": "datasets",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError("module 'mxnet_recpack' has no attribute %r" % name)
+    import importlib
+    value = getattr(importlib.import_module("." + module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+_install()

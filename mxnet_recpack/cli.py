@@ -1,0 +1,196 @@
+"""The ``recpack`` command (and ``im2rec``, which is exactly ``recpack im2rec``).
+
+The CLI owns the terminal: a progress bar on a TTY, a one-line summary, errors as one line on
+stderr with a non-zero exit status. The library underneath only logs.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+from ._version import __version__
+from .errors import RecpackError
+
+__all__ = ["main", "im2rec_main", "build_parser"]
+
+log = logging.getLogger("mxnet_recpack")
+
+
+class _Progress:
+    """A tqdm bar on a terminal (nothing elsewhere, or with --quiet)."""
+
+    def __init__(self, desc, quiet):
+        self.bar = None
+        self.desc = desc
+        self.enabled = not quiet and sys.stderr.isatty()
+
+    def __call__(self, done, total):
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=self.desc, unit="img", dynamic_ncols=True)
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _add_im2rec(sub):
+    p = sub.add_parser(
+        "im2rec", help="make .lst files from a folder, or pack .lst files into .rec/.idx "
+        "(accepts tools/im2rec.py's command line)",
+        description="Create an image list or make a record database by reading from an image "
+        "list. Same flags and meaning as MXNet's tools/im2rec.py, plus this package's own.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("prefix", help="prefix of input/output lst and rec files")
+    p.add_argument("root", help="path to folder containing images (or s3://bucket/prefix)")
+    c = p.add_argument_group("Options for creating image lists")
+    c.add_argument("--list", action="store_true",
+                   help="create image list(s) by traversing root and write <prefix>.lst; "
+                   "otherwise read <prefix>*.lst and create <prefix>*.rec")
+    c.add_argument("--exts", nargs="+", default=[".jpeg", ".jpg", ".png"],
+                   help="list of acceptable image extensions")
+    c.add_argument("--chunks", type=int, default=1, help="number of chunks")
+    c.add_argument("--train-ratio", type=float, default=1.0,
+                   help="ratio of images to use for training")
+    c.add_argument("--test-ratio", type=float, default=0, help="ratio of images for testing")
+    c.add_argument("--recursive", action="store_true",
+                   help="walk subfolders and give each folder its own label (the mapping is "
+                   "written to <prefix>.classes.tsv)")
+    c.add_argument("--no-shuffle", dest="shuffle", action="store_false",
+                   help="keep the folder order instead of shuffling the list")
+    r = p.add_argument_group("Options for creating database")
+    r.add_argument("--pass-through", action="store_true",
+                   help="store the image files as they are (no decoding)")
+    r.add_argument("--resize", type=int, default=0,
+                   help="resize the shorter edge of each image to this size (0: keep)")
+    r.add_argument("--center-crop", action="store_true",
+                   help="crop the centred square of each image (before resizing)")
+    r.add_argument("--quality", type=int, default=95,
+                   help="JPEG quality 1-100, or PNG compression 0-9")
+    r.add_argument("--num-thread", type=int, default=1,
+                   help="parallel reader/encoder processes; unlike im2rec.py, the output order "
+                   "never depends on it")
+    r.add_argument("--color", type=int, default=1, choices=[-1, 0, 1],
+                   help="1: color, 0: grayscale, -1: unchanged (keeps alpha)")
+    r.add_argument("--encoding", type=str, default=".jpg", choices=[".jpg", ".png"],
+                   help="encoding of the stored images")
+    r.add_argument("--pack-label", action="store_true",
+                   help="store every label of multi-label lines (else only the first)")
+    x = p.add_argument_group("mxnet_recpack's own options")
+    x.add_argument("--inter-method", type=int, default=1, choices=[0, 1, 2, 3, 4, 9, 10],
+                   help="resize interpolation: 0 nearest, 1 bilinear, 2 bicubic, 3 area, "
+                   "4 Lanczos, 9 auto, 10 random (seeded by key)")
+    x.add_argument("--max-failures", type=float, default=None,
+                   help="stop with an error past this many bad images (a fraction of the list "
+                   "if below 1); default: skip and report them all")
+    x.add_argument("--batch-size", type=int, default=32, help="images per worker task")
+    x.add_argument("--allow-outside-root", action="store_true",
+                   help="accept list paths that are absolute or leave ROOT with ../")
+    x.add_argument("--no-overwrite", dest="overwrite", action="store_false",
+                   help="refuse to replace an existing .rec")
+    x.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_run_im2rec)
+    return p
+
+
+def _find_lists(prefix):
+    """The ``.lst`` files im2rec.py would pack for ``prefix``: ``PREFIX*.lst`` (sorted)."""
+    working_dir = prefix if os.path.isdir(prefix) else os.path.dirname(prefix)
+    if not os.path.isdir(working_dir):
+        raise FileNotFoundError("folder %s does not exist" % working_dir)
+    found = []
+    for name in sorted(os.listdir(working_dir)):
+        path = os.path.join(working_dir, name)
+        if os.path.isfile(path) and path.startswith(prefix) and name.endswith(".lst"):
+            found.append(path)
+    return working_dir, found
+
+
+def _run_im2rec(args):
+    prefix = os.path.abspath(args.prefix)
+    if args.list:
+        from .discover import make_list
+        written = make_list(os.path.abspath(args.root), prefix, recursive=args.recursive,
+                            exts=args.exts, train_ratio=args.train_ratio,
+                            test_ratio=args.test_ratio, chunks=args.chunks,
+                            shuffle=args.shuffle)
+        if not args.quiet:
+            for path in written:
+                print("wrote %s" % path)
+        return 0
+    working_dir, lists = _find_lists(prefix)
+    if not lists:
+        raise FileNotFoundError("no list file %s*.lst in %s; create one with `recpack im2rec "
+                                "--list %s ROOT`" % (os.path.basename(prefix), working_dir,
+                                                     args.prefix))
+    from .api import im2rec
+    from .writer import report_path_for
+    max_failures = args.max_failures
+    if max_failures is not None and max_failures >= 1:
+        max_failures = int(max_failures)
+    for lst in lists:
+        progress = _Progress(os.path.basename(lst), args.quiet)
+        params = dict(root=args.root, resize=args.resize, center_crop=args.center_crop,
+                      quality=args.quality, color=args.color, encoding=args.encoding,
+                      inter_method=args.inter_method, pass_through=args.pass_through,
+                      pack_label=args.pack_label, num_thread=args.num_thread,
+                      batch_size=args.batch_size, max_failures=max_failures,
+                      allow_outside_root=args.allow_outside_root, overwrite=args.overwrite,
+                      progress=progress)
+        try:
+            rec = im2rec(lst, None, params, lst[:-4])
+        finally:
+            progress.close()
+        if not args.quiet:
+            _print_summary(rec, report_path_for(rec))
+    return 0
+
+
+def _print_summary(rec, report):
+    from .index import index_path_for
+    n = sum(1 for _ in open(index_path_for(rec), "rb"))
+    skipped = sum(1 for _ in open(report, "rb")) if os.path.exists(report) else 0
+    line = "%s: %d records, %.1f MB" % (rec, n, os.path.getsize(rec) / 1e6)
+    if skipped:
+        line += "; skipped %d bad image(s), listed in %s" % (skipped, report)
+    print(line)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="recpack", description="Turn image datasets into MXNet RecordIO (.rec/.idx) files.")
+    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    parser.add_argument("--verbose", "-v", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_im2rec(sub)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``recpack``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="recpack: %(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except (RecpackError, OSError) as exc:
+        print("recpack: error: %s" % exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("recpack: interrupted; nothing was written at the final paths", file=sys.stderr)
+        return 130
+
+
+def im2rec_main(argv=None):
+    """Entry point of the ``im2rec`` script: ``recpack im2rec`` with the same arguments."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["--version"],):
+        return main(argv)
+    return main(["im2rec"] + argv)

@@ -1,0 +1,81 @@
+"""The one error hierarchy of mxnet_recpack.
+
+Every class also inherits the built-in exception it means, so callers that already catch
+``ValueError`` or ``FileNotFoundError`` keep working. Messages name the file, the line or byte
+offset, what was expected and what was found, and how to fix it.
+"""
+
+__all__ = [
+    "RecpackError",
+    "RecordFormatError",
+    "IndexFormatError",
+    "ListFormatError",
+    "ImageEncodeError",
+    "OptionError",
+    "TooManyFailuresError",
+    "OutputExistsError",
+]
+
+
+class RecpackError(Exception):
+    """Base class of every error raised by mxnet_recpack."""
+
+
+class RecordFormatError(RecpackError, ValueError):
+    """A ``.rec`` file is damaged: bad magic, impossible length, truncated frame, bad header.
+
+    Attributes
+    ----------
+    path : str or None
+        The file being read.
+    offset : int or None
+        Byte offset of the frame where the problem was found.
+    """
+
+    def __init__(self, message, *, path=None, offset=None):
+        self.path = path
+        self.offset = offset
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if offset is not None:
+            where.append("byte offset %d" % offset)
+        prefix = (", ".join(where) + ": ") if where else ""
+        super().__init__(prefix + message)
+
+
+class IndexFormatError(RecpackError, ValueError):
+    """A ``.idx`` file is malformed or does not match its ``.rec``."""
+
+
+class ListFormatError(RecpackError, ValueError):
+    """An im2rec ``.lst`` file has a malformed line (the message names file and line number)."""
+
+
+class ImageEncodeError(RecpackError, ValueError):
+    """An item cannot be stored with the requested encoding (wrong dtype, shape, ...)."""
+
+
+class OptionError(RecpackError, ValueError):
+    """An option has an unknown name or an invalid value; the message lists the valid ones."""
+
+
+class TooManyFailuresError(RecpackError, RuntimeError):
+    """More items failed than ``max_failures`` allows; nothing was written at the final path.
+
+    Attributes
+    ----------
+    failures : int
+        How many items failed before the run stopped.
+    report_path : str or None
+        Where the machine-readable failure report was written.
+    """
+
+    def __init__(self, message, *, failures=0, report_path=None):
+        self.failures = failures
+        self.report_path = report_path
+        super().__init__(message)
+
+
+class OutputExistsError(RecpackError, FileExistsError):
+    """The output exists and neither ``overwrite``, ``append`` nor ``resume`` was asked for."""

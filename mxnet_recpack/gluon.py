@@ -1,0 +1,97 @@
+"""``Dataset.to_recordio``: the method every Gluon Dataset gains once mxnet_recpack is imported.
+
+``import mxnet_recpack`` does not import mxnet (the CLI's pass-through path stays fast); the
+method is attached to ``mxnet.gluon.data.Dataset`` as soon as that class exists, whichever of the
+two packages is imported first.
+"""
+
+import importlib.abc
+import importlib.util
+import sys
+
+__all__ = ["to_recordio", "install"]
+
+_TARGET = "mxnet.gluon.data.dataset"
+
+
+def to_recordio(self, path, *, encoding=".jpg", quality=95, num_workers=0, batch_size=32,
+                thread_pool=False, overwrite=True, max_failures=None, progress=None,
+                timeout=600):
+    """Write this dataset's ``(image, label)`` items to an indexed RecordIO file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.rec`` to write; the ``.idx`` goes beside it.
+    encoding : {'.jpg', '.png', '.npy'}, default '.jpg'
+    quality : int, default 95
+    num_workers : int, default 0
+        DataLoader worker processes that read, transform and encode items.
+    batch_size : int, default 32
+        Items per worker task.
+    overwrite, max_failures, progress, thread_pool, timeout :
+        See :class:`mxnet_recpack.RecordFileWriter` and its ``write_dataset``.
+
+    Returns
+    -------
+    str
+        The path of the ``.rec`` written.
+
+    Examples
+    --------
+    >>> import mxnet_recpack
+    >>> from mxnet.gluon.data.vision import transforms
+    >>> ds.transform_first(transforms.Resize(256, keep_ratio=True)).to_recordio("train.rec")
+    'train.rec'
+    """
+    from .writer import RecordFileWriter
+
+    with RecordFileWriter(path, encoding=encoding, quality=quality, overwrite=overwrite,
+                          max_failures=max_failures) as writer:
+        writer.write_dataset(self, num_workers=num_workers, batch_size=batch_size,
+                             thread_pool=thread_pool, progress=progress, timeout=timeout)
+    return writer.path
+
+
+def _patch(module):
+    dataset_cls = getattr(module, "Dataset", None)
+    if dataset_cls is not None and getattr(dataset_cls, "to_recordio", None) is not to_recordio:
+        dataset_cls.to_recordio = to_recordio
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        _patch(module)
+
+
+class _PatchingFinder(importlib.abc.MetaPathFinder):
+    """Adds ``to_recordio`` to Gluon's Dataset right after mxnet defines it."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _TARGET:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchingLoader(spec.loader)
+                return spec
+        return None
+
+
+def install():
+    """Give ``mxnet.gluon.data.Dataset`` its ``to_recordio`` method (now, or once imported)."""
+    module = sys.modules.get(_TARGET)
+    if module is not None:
+        _patch(module)
+        return
+    if not any(isinstance(f, _PatchingFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchingFinder())

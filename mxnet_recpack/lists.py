@@ -1,0 +1,160 @@
+"""Reading im2rec ``.lst`` files: ``index<TAB>label[<TAB>label...]<TAB>relative/path``.
+
+The entries are held in flat numpy arrays rather than Python lists: a 1.3M-line list costs tens of
+megabytes instead of hundreds, and forked DataLoader workers share it without copying pages
+(touching Python objects' reference counts would copy them). Never imports mxnet.
+"""
+
+import os
+import posixpath
+
+import numpy as np
+
+from .errors import ListFormatError
+
+__all__ = ["ListEntries", "parse_list", "read_list_text"]
+
+_MAX_KEY = (1 << 64) - 1
+
+
+class ListEntries:
+    """The parsed lines of a ``.lst`` file, in file order.
+
+    Attributes
+    ----------
+    keys : numpy.ndarray of uint64
+        The index column: record keys.
+    source : str
+        Where the list came from (for messages).
+    """
+
+    def __init__(self, keys, label_values, label_starts, path_blob, path_starts, source=None):
+        self.keys = keys
+        self._label_values = label_values
+        self._label_starts = label_starts
+        self._path_blob = path_blob
+        self._path_starts = path_starts
+        self.source = source
+
+    def __len__(self):
+        return len(self.keys)
+
+    def key(self, i):
+        return int(self.keys[i])
+
+    def labels(self, i):
+        """The labels of entry ``i`` as a float32 array (one or more values)."""
+        return self._label_values[self._label_starts[i]:self._label_starts[i + 1]]
+
+    def num_labels(self, i):
+        return int(self._label_starts[i + 1] - self._label_starts[i])
+
+    def max_labels(self):
+        if len(self) == 0:
+            return 0
+        return int(np.diff(self._label_starts).max())
+
+    def path(self, i):
+        """The relative path of entry ``i`` as written in the list."""
+        return self._path_blob[self._path_starts[i]:self._path_starts[i + 1]].decode("utf-8")
+
+    def select(self, positions):
+        """A new ``ListEntries`` holding only ``positions`` (in that order)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        lab = [self.labels(i) for i in positions]
+        paths = [self._path_blob[self._path_starts[i]:self._path_starts[i + 1]]
+                 for i in positions]
+        return ListEntries(self.keys[positions].copy(), *_pack_labels(lab), *_pack_paths(paths),
+                           source=self.source)
+
+
+def _pack_labels(labels):
+    counts = np.fromiter((len(x) for x in labels), dtype=np.int64, count=len(labels))
+    starts = np.zeros(len(labels) + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    values = (np.concatenate(labels).astype(np.float32) if labels
+              else np.zeros(0, dtype=np.float32))
+    return values, starts
+
+
+def _pack_paths(paths):
+    counts = np.fromiter((len(p) for p in paths), dtype=np.int64, count=len(paths))
+    starts = np.zeros(len(paths) + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    return b"".join(paths), starts
+
+
+def _check_relative(path, source, lineno, allow_outside_root):
+    if allow_outside_root:
+        return
+    norm = posixpath.normpath(path.replace("\\", "/"))
+    if posixpath.isabs(norm) or norm == ".." or norm.startswith("../") or (
+            len(norm) > 1 and norm[1] == ":"):
+        raise ListFormatError(
+            "%s:%d: path %r is outside the image root. List files are often shared, so paths "
+            "must stay inside the root; pass allow_outside_root=True (CLI: "
+            "--allow-outside-root) if you trust this list" % (source, lineno, path))
+
+
+def read_list_text(text, source="<list>", *, allow_outside_root=False):
+    """Parse the text of a ``.lst`` file. See :func:`parse_list`."""
+    keys, labels, paths = [], [], []
+    seen = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.strip().split("\t")]
+        if len(fields) < 3:
+            raise ListFormatError(
+                "%s:%d: expected 'index<TAB>label[<TAB>label...]<TAB>path' (at least 3 "
+                "tab-separated fields), found %d field(s): %r. Fields must be separated by "
+                "tabs, not spaces" % (source, lineno, len(fields), line))
+        try:
+            key = int(fields[0])
+        except ValueError:
+            raise ListFormatError("%s:%d: index %r is not an integer"
+                                  % (source, lineno, fields[0])) from None
+        if not 0 <= key <= _MAX_KEY:
+            raise ListFormatError("%s:%d: index %d is out of range [0, 2**64)"
+                                  % (source, lineno, key))
+        try:
+            lab = [float(x) for x in fields[1:-1]]
+        except ValueError:
+            raise ListFormatError("%s:%d: labels %r are not all numbers"
+                                  % (source, lineno, fields[1:-1])) from None
+        path = fields[-1]
+        if not path:
+            raise ListFormatError("%s:%d: empty image path" % (source, lineno))
+        _check_relative(path, source, lineno, allow_outside_root)
+        if key in seen:
+            raise ListFormatError("%s:%d: index %d already used on line %d; record keys must be "
+                                  "unique" % (source, lineno, key, seen[key]))
+        seen[key] = lineno
+        keys.append(key)
+        labels.append(np.asarray(lab, dtype=np.float32))
+        paths.append(path.encode("utf-8"))
+    return ListEntries(np.asarray(keys, dtype=np.uint64), *_pack_labels(labels),
+                       *_pack_paths(paths), source=source)
+
+
+def parse_list(path, *, allow_outside_root=False, storage_options=None):
+    """Read an im2rec ``.lst`` file (local path or ``s3://``).
+
+    Unlike ``im2rec.py``, which prints and skips bad lines, a malformed line raises before any
+    record is written, naming the file and line.
+
+    Parameters
+    ----------
+    path : str
+    allow_outside_root : bool
+        Accept absolute paths and paths with ``..`` that leave the image root.
+
+    Raises
+    ------
+    ListFormatError
+        Malformed line, duplicate index, or a path outside the root.
+    """
+    from .storage import read_text
+    path = os.fspath(path)
+    text = read_text(path, storage_options=storage_options)
+    return read_list_text(text, source=path, allow_outside_root=allow_outside_root)

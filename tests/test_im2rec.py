@@ -1,0 +1,175 @@
+"""recpack im2rec against MXNet's own tools/im2rec.py on the same folder: same bytes, same pixels."""
+import os
+import shutil
+import sys
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet.gluon.data.vision import transforms
+
+import mxnet_recpack as rp
+from conftest import IM2REC, recpack_cmd, run_all
+from mxnet_recpack.cli import main as recpack_main
+
+# (case id, flags given to both tools). Each case packs the same .lst with both.
+CASES = [
+    ("default", []),
+    ("pass_through", ["--pass-through"]),
+    ("resize", ["--resize", "48"]),
+    ("center_crop_resize", ["--center-crop", "--resize", "40"]),
+    ("center_crop", ["--center-crop"]),
+    ("gray", ["--color", "0", "--resize", "32"]),
+    ("unchanged_png", ["--color", "-1", "--encoding", ".png"]),
+    ("quality", ["--quality", "40", "--resize", "64"]),
+    ("pack_label", ["--pack-label"]),
+    ("threads", ["--num-thread", "2", "--resize", "36"]),
+]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Photos in 3 class folders (JPEG, plus an RGBA and a gray PNG) and a 2-label list."""
+    root = tmp_path_factory.mktemp("photos")
+    rp.samples.make_image_folder(str(root), classes=3, per_class=4, long_side=(120, 200), seed=3)
+    rgba = np.zeros((60, 90, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, np.arange(90, dtype=np.uint8)[None, :] * 2
+    cv2.imwrite(str(root / "class_0" / "alpha.png"), rgba)
+    cv2.imwrite(str(root / "class_1" / "gray.png"), np.tile(np.arange(70, dtype=np.uint8), (50, 1)))
+    work = tmp_path_factory.mktemp("lists")
+    assert recpack_main(["im2rec", "--list", "--recursive", "-q", str(work / "data"),
+                         str(root)]) == 0
+    lines = (work / "data.lst").read_text().splitlines()
+    # a second label per line for --pack-label: key / 10
+    multi = "".join("%s\t%f\t%s\n" % (l.split("\t")[0], int(l.split("\t")[0]) / 10,
+                                         "\t".join(l.split("\t")[1:])) for l in lines)
+    return str(root), (work / "data.lst").read_text(), multi
+
+
+@pytest.fixture(scope="module")
+def packed(folder, tmp_path_factory):
+    """Run both tools on every case, concurrently. Map case id -> (ours dir, theirs dir)."""
+    root, lst, multi = folder
+    base = tmp_path_factory.mktemp("packed")
+    commands, dirs = [], {}
+    for case_id, flags in CASES:
+        pair = []
+        for who in ("ours", "theirs"):
+            d = base / case_id / who
+            d.mkdir(parents=True)
+            (d / "data.lst").write_text(multi if case_id == "pack_label" else lst)
+            pair.append(d)
+        dirs[case_id] = tuple(pair)
+        commands.append(recpack_cmd("im2rec", "-q", pair[0] / "data", root, *flags))
+        commands.append([sys.executable, IM2REC, str(pair[1] / "data"), root] + flags)
+    for (code, out, err), cmd in zip(run_all(commands), commands):
+        assert code == 0, (cmd, out, err)
+    return dirs
+
+
+def read_all(rec):
+    r = mx.recordio.MXIndexedRecordIO(rec[:-4] + ".idx", rec, "r")
+    out = [(k,) + tuple(mx.recordio.unpack(r.read_idx(k))) for k in r.keys]
+    r.close()
+    return out
+
+
+@pytest.mark.parametrize("case_id", [c[0] for c in CASES])
+def test_same_bytes_as_im2rec_py(packed, case_id):
+    ours, theirs = packed[case_id]
+    for ext in (".rec", ".idx"):
+        a = (ours / ("data" + ext)).read_bytes()
+        b = (theirs / ("data" + ext)).read_bytes()
+        assert len(a) > 0 and a == b, ext
+
+
+def test_records_decode_to_the_expected_pixels(packed, folder):
+    """Beyond equal bytes: keys in list order, sizes and pixels of im2rec's preprocessing."""
+    root, lst, _ = folder
+    rows = [l.split("\t") for l in lst.splitlines()]
+    ours, _ = packed["center_crop_resize"]
+    records = read_all(str(ours / "data.rec"))
+    assert [r[0] for r in records] == [int(row[0]) for row in rows]
+    for (key, header, body), row in zip(records, rows):
+        assert header.id == key and header.label == float(row[1])
+        img = cv2.imdecode(np.frombuffer(body, np.uint8), 1)
+        src = cv2.imread(os.path.join(root, row[-1]), 1)
+        side = min(src.shape[:2])
+        assert img.shape[:2] == (40, 40)
+        y, x = (src.shape[0] - side) // 2, (src.shape[1] - side) // 2
+        ref = cv2.resize(src[y:y + side, x:x + side], (40, 40))
+        ok, jpg = cv2.imencode(".jpg", ref, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        np.testing.assert_array_equal(img, cv2.imdecode(jpg, 1))
+
+
+def test_pack_label_keeps_both_labels(packed):
+    ours, _ = packed["pack_label"]
+    for key, header, _ in read_all(str(ours / "data.rec")):
+        assert header.flag == 2
+        assert header.label[0] == pytest.approx(key / 10, rel=1e-6)
+
+
+def test_output_order_never_depends_on_num_thread(packed, folder, tmp_path):
+    root, lst, _ = folder
+    (tmp_path / "data.lst").write_text(lst)
+    assert recpack_main(["im2rec", "-q", "--num-thread", "3", "--batch-size", "2", "--resize",
+                         "36", str(tmp_path / "data"), root]) == 0
+    ours, _ = packed["threads"]
+    assert (tmp_path / "data.rec").read_bytes() == (ours / "data.rec").read_bytes()
+
+
+def test_inter_method_matches_opencv(folder, tmp_path):
+    root, lst, _ = folder
+    (tmp_path / "data.lst").write_text(lst)
+    for method, flag in [(0, cv2.INTER_NEAREST), (2, cv2.INTER_CUBIC), (3, cv2.INTER_AREA),
+                         (4, cv2.INTER_LANCZOS4)]:
+        rec = rp.im2rec(str(tmp_path / "data.lst"), None,
+                        {"root": root, "resize": 30, "inter_method": method,
+                         "encoding": ".png"}, str(tmp_path / ("m%d" % method)))
+        key, _, body = read_all(rec)[0]
+        row = lst.splitlines()[0].split("\t")
+        src = cv2.imread(os.path.join(root, row[-1]), 1)
+        h, w = src.shape[:2]
+        size = (30, h * 30 // w) if h > w else (w * 30 // h, 30)
+        expect = cv2.resize(src, size, interpolation=flag)
+        np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(body, np.uint8), 1), expect)
+
+
+def test_python_api_applies_gluon_transforms_after_preprocessing(folder, tmp_path):
+    root, lst, _ = folder
+    (tmp_path / "data.lst").write_text(lst)
+    out = rp.im2rec(str(tmp_path / "data.lst"),
+                    transforms.Compose([transforms.CenterCrop(32)]),
+                    {"root": root, "resize": 48, "num_thread": 2}, str(tmp_path / "out"))
+    assert out == str(tmp_path / "out.rec")
+    it = mx.io.ImageRecordIter(path_imgrec=out, data_shape=(3, 32, 32), batch_size=4)
+    n = sum(4 - b.pad for b in it)
+    assert n == len(lst.splitlines())
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"rezise": 3}, r"unknown dataset_params key\(s\) 'rezise'; valid keys: .*resize"),
+    ({"color": 2}, r"dataset_params\['color'\] = 2 is not valid; expected 1, 0 or -1"),
+    ({"encoding": ".bmp"}, r"expected '.jpg' or '.png'"),
+    ({"inter_method": 7}, r"expected one of 0 \(nearest\)"),
+    ({"num_thread": 0}, r"num_thread.*an integer >= 1"),
+    ({"resize": -1}, r"resize.*an integer >= 0"),
+])
+def test_dataset_params_are_checked(tmp_path, params, message):
+    (tmp_path / "a.lst").write_text("0\t0\tx.jpg\n")
+    with pytest.raises(rp.OptionError, match=message):
+        rp.im2rec(str(tmp_path / "a.lst"), None, params, str(tmp_path / "a"))
+    with pytest.raises(rp.OptionError, match="transforms cannot be applied"):
+        rp.im2rec(str(tmp_path / "a.lst"), transforms.Resize(3), {"pass_through": True})
+    assert sorted(os.listdir(tmp_path)) == ["a.lst"]
+
+
+def test_console_scripts_and_missing_list(tmp_path):
+    bindir = os.path.dirname(sys.executable)
+    for script in ("recpack", "im2rec"):
+        assert shutil.which(script, path=bindir), "console script %s is not installed" % script
+    code, out, err = run_all([[os.path.join(bindir, "im2rec"), str(tmp_path / "nothing"),
+                               str(tmp_path)]])[0]
+    assert code == 1
+    assert "no list file nothing*.lst" in err and "--list" in err
