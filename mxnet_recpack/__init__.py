@@ -6,7 +6,7 @@ import mxnet when first used.
 """
 
 from ._version import __version__
-from .errors import (ImageEncodeError, IndexFormatError, ListFormatError, OptionError,
+from .errors import (BadImageError, ImageEncodeError, IndexFormatError, ListFormatError, OptionError,
                      OutputExistsError, RecordFormatError, RecpackError, TooManyFailuresError)
 from .api import im2rec
 from .discover import make_list
@@ -40,6 +40,7 @@ __all__ = [
     "OptionError",
     "TooManyFailuresError",
     "OutputExistsError",
+    "BadImageError",
 ]
 
 _LAZY = {

@@ -2,9 +2,11 @@
 
 import logging
 import os
+import re
 
 from .errors import OptionError
 from .images import INTER_METHODS
+from .probe import DEFAULT_MAX_PIXELS
 
 __all__ = ["im2rec", "DATASET_PARAMS"]
 
@@ -24,6 +26,9 @@ DATASET_PARAMS = {
     "num_thread": (1, "parallel readers/encoders (DataLoader worker processes)"),
     "batch_size": (32, "items per worker task"),
     "max_failures": (None, "stop past this many bad images (count, or fraction if < 1)"),
+    "max_pixels": (DEFAULT_MAX_PIXELS, "skip images larger than this (decompression bombs)"),
+    "append": (False, "add the list's images to an existing .rec/.idx"),
+    "resume": (False, "continue an interrupted run from its last whole record"),
     "allow_outside_root": (False, "accept list paths that leave the root (absolute, ../)"),
     "overwrite": (True, "replace existing output when the run succeeds"),
     "storage_options": (None, "fsspec options for s3:// paths"),
@@ -57,7 +62,10 @@ def _check_params(params):
          "one of %s" % ", ".join("%d (%s)" % kv for kv in INTER_METHODS.items()))
     need(is_int(out["num_thread"]) and out["num_thread"] >= 1, "num_thread", "an integer >= 1")
     need(is_int(out["batch_size"]) and out["batch_size"] >= 1, "batch_size", "an integer >= 1")
-    for key in ("center_crop", "pass_through", "pack_label", "allow_outside_root", "overwrite"):
+    need(out["max_pixels"] is None or (is_int(out["max_pixels"]) and out["max_pixels"] > 0),
+         "max_pixels", "a positive integer or None")
+    for key in ("center_crop", "pass_through", "pack_label", "allow_outside_root", "overwrite",
+                "append", "resume"):
         need(isinstance(out[key], bool), key, "True or False")
     return out
 
@@ -116,7 +124,7 @@ def im2rec(list_file, transforms=None, dataset_params=None, output_path=None):
                           storage_options=p["storage_options"],
                           resize=0 if p["pass_through"] else p["resize"],
                           center_crop=p["center_crop"] and not p["pass_through"],
-                          inter_method=p["inter_method"])
+                          inter_method=p["inter_method"], max_pixels=p["max_pixels"])
     if not p["pack_label"] and len(ds) and ds.entries.max_labels() > 1:
         log.warning("%s has lines with several labels but pack_label is off: only the first "
                     "label of each is stored, as im2rec.py does; pass pack_label=True "
@@ -124,7 +132,14 @@ def im2rec(list_file, transforms=None, dataset_params=None, output_path=None):
     if transforms is not None:
         ds = ds.transform_first(transforms)
     workers = p["num_thread"] if p["num_thread"] > 1 else 0
-    return ds.to_recordio(rec, encoding=p["encoding"], quality=p["quality"],
-                          num_workers=workers, batch_size=p["batch_size"],
+    from .writer import RecordFileWriter
+    run_info = {k: p[k] for k in ("root", "resize", "center_crop", "color", "inter_method",
+                                  "pass_through", "pack_label", "max_pixels")}
+    run_info.update(list_file=os.path.abspath(list_file) if "://" not in list_file
+                    else list_file, transforms=re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transforms)))
+    with RecordFileWriter(rec, encoding=p["encoding"], quality=p["quality"],
                           overwrite=p["overwrite"], max_failures=p["max_failures"],
-                          progress=p["progress"])
+                          append=p["append"], resume=p["resume"]) as writer:
+        writer.write_dataset(ds, num_workers=workers, batch_size=p["batch_size"],
+                             progress=p["progress"], run_info=run_info)
+    return writer.path

@@ -7,10 +7,12 @@ stderr with a non-zero exit status. The library underneath only logs.
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from ._version import __version__
 from .errors import RecpackError
+from .probe import DEFAULT_MAX_PIXELS
 
 __all__ = ["main", "im2rec_main", "build_parser"]
 
@@ -88,6 +90,13 @@ def _add_im2rec(sub):
     x.add_argument("--max-failures", type=float, default=None,
                    help="stop with an error past this many bad images (a fraction of the list "
                    "if below 1); default: skip and report them all")
+    x.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="skip images with more pixels than this (decompression bombs); 0: no "
+                   "limit")
+    x.add_argument("--append", action="store_true",
+                   help="add the list's images to the existing .rec/.idx (its keys must be new)")
+    x.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its last whole record")
     x.add_argument("--batch-size", type=int, default=32, help="images per worker task")
     x.add_argument("--allow-outside-root", action="store_true",
                    help="accept list paths that are absolute or leave ROOT with ../")
@@ -141,7 +150,8 @@ def _run_im2rec(args):
                       pack_label=args.pack_label, num_thread=args.num_thread,
                       batch_size=args.batch_size, max_failures=max_failures,
                       allow_outside_root=args.allow_outside_root, overwrite=args.overwrite,
-                      progress=progress)
+                      max_pixels=args.max_pixels or None, append=args.append,
+                      resume=args.resume, progress=progress)
         try:
             rec = im2rec(lst, None, params, lst[:-4])
         finally:
@@ -161,6 +171,53 @@ def _print_summary(rec, report):
     print(line)
 
 
+def _add_index(sub):
+    p = sub.add_parser("index", help="rebuild the .idx of a .rec (like MXNet's rec2idx.py)",
+                       description="Rebuild FILE.idx from FILE.rec. With the default --keys id "
+                       "it is identical to the index the writer (and im2rec.py) made.")
+    p.add_argument("rec", help="the .rec file")
+    p.add_argument("--output", "-o", help="where to write the index (default: beside the .rec)")
+    p.add_argument("--keys", choices=["id", "position"], default="id",
+                   help="key of each record: its header id, or 0, 1, 2... as rec2idx.py does")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    p.set_defaults(func=_run_index)
+
+
+def _run_index(args):
+    from .index import index_path_for
+    from .repair import rebuild_index
+    out = args.output or index_path_for(args.rec)
+    n = rebuild_index(args.rec, out, keys=args.keys)
+    if not args.quiet:
+        print("%s: indexed %d records" % (out, n))
+    return 0
+
+
+def _add_verify(sub):
+    p = sub.add_parser("verify", help="check every frame against the .idx and decode every "
+                       "image; exit 1 on any problem")
+    p.add_argument("rec", help="the .rec file")
+    p.add_argument("--idx", help="the index (default: beside the .rec)")
+    p.add_argument("--no-decode", dest="decode", action="store_false",
+                   help="check the structure only, do not decode images")
+    p.add_argument("--quiet", "-q", action="store_true", help="print problems only")
+    p.set_defaults(func=_run_verify)
+
+
+def _run_verify(args):
+    from .repair import verify
+    n, problems = verify(args.rec, args.idx, decode=args.decode)
+    for problem in problems:
+        print("%s: %s" % (args.rec, problem))
+    if problems:
+        print("%s: %d problem(s) in %d records" % (args.rec, len(problems), n), file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print("%s: OK, %d records%s" % (args.rec, n, ", all images decode" if args.decode
+                                        else ""))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="recpack", description="Turn image datasets into MXNet RecordIO (.rec/.idx) files.")
@@ -169,6 +226,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_im2rec(sub)
+    _add_index(sub)
+    _add_verify(sub)
     return parser
 
 
@@ -178,14 +237,25 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="recpack: %(levelname)s: %(message)s")
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except (RecpackError, OSError) as exc:
         print("recpack: error: %s" % exc, file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("recpack: interrupted; nothing was written at the final paths", file=sys.stderr)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and exc.code != 143:
+            raise
+        print("recpack: interrupted; nothing was written at the final paths (continue with "
+              "--resume)", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    """SIGTERM: unwind like Ctrl-C, so partial output is kept for --resume."""
+    raise SystemExit(143)
 
 
 def im2rec_main(argv=None):

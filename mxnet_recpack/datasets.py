@@ -9,16 +9,13 @@ import numpy as np
 from mxnet import nd
 from mxnet.gluon.data import Dataset
 
-from .errors import OptionError
+from .errors import BadImageError, OptionError
 from .images import center_crop_square, decode_image, resize_short_edge, resolve_inter_method
 from .lists import ListEntries, parse_list
+from .probe import DEFAULT_MAX_PIXELS, check_image_bytes
 from .storage import join, read_bytes
 
 __all__ = ["ImageListDataset", "ArrayDataset"]
-
-
-class _ImageReadError(OSError):
-    pass
 
 
 class ImageListDataset(Dataset):
@@ -49,6 +46,12 @@ class ImageListDataset(Dataset):
     inter_method : int, default 1
         Interpolation for ``resize``: 0 nearest, 1 bilinear, 2 bicubic, 3 area, 4 Lanczos,
         9 auto, 10 random (seeded by the record key).
+    max_pixels : int or None, default 89478485
+        Refuse images larger than this many pixels (Pillow's decompression-bomb limit) before
+        decoding them; ``None`` for no limit.
+
+    Bad files (missing, empty, truncated, not an image, too large) raise an error naming the
+    file and the reason; :class:`~mxnet_recpack.RecordFileWriter` skips and reports them.
 
     Notes
     -----
@@ -58,7 +61,7 @@ class ImageListDataset(Dataset):
 
     def __init__(self, list_file, root=".", color=1, *, decode=True, pack_label=True,
                  allow_outside_root=False, storage_options=None, resize=0, center_crop=False,
-                 inter_method=1):
+                 inter_method=1, max_pixels=DEFAULT_MAX_PIXELS):
         if color not in (1, 0, -1):
             raise OptionError("color must be 1 (color), 0 (gray) or -1 (unchanged, keeps "
                               "alpha); got %r" % (color,))
@@ -66,6 +69,11 @@ class ImageListDataset(Dataset):
             raise OptionError("resize must be an integer >= 0 (0 keeps the original size); "
                               "got %r" % (resize,))
         resolve_inter_method(inter_method, (1, 1), (1, 1))  # validates the code
+        if max_pixels is not None and (isinstance(max_pixels, bool) or
+                                       not isinstance(max_pixels, int) or max_pixels < 1):
+            raise OptionError("max_pixels must be a positive integer or None; got %r"
+                              % (max_pixels,))
+        self.max_pixels = max_pixels
         self.resize = resize
         self.center_crop = bool(center_crop)
         self.inter_method = inter_method
@@ -105,14 +113,18 @@ class ImageListDataset(Dataset):
         return labels.copy()
 
     def read_bytes(self, i):
-        """The image file's bytes for item ``i``."""
+        """The image file's bytes for item ``i``, checked (see :func:`check_image_bytes`)."""
         path = self.record_source(i)
         try:
             data = read_bytes(path, storage_options=self.storage_options)
         except FileNotFoundError:
             raise FileNotFoundError("image file not found: %s" % path) from None
-        if not data:
-            raise _ImageReadError("empty (zero-byte) image file: %s" % path)
+        except IsADirectoryError:
+            raise IsADirectoryError("a folder, not an image file: %s" % path) from None
+        try:
+            check_image_bytes(data, max_pixels=self.max_pixels, require_known=not self.decode)
+        except ValueError as exc:
+            raise BadImageError("%s: %s" % (exc, path)) from None
         return data
 
     def read_image(self, i):
@@ -123,8 +135,12 @@ class ImageListDataset(Dataset):
         path = self.record_source(i)
         img = decode_image(self.read_bytes(i), self.color)
         if img is None:
-            raise _ImageReadError("not a decodable image (corrupt, truncated or another "
+            raise BadImageError("not a decodable image (corrupt, truncated or another "
                                   "format): %s" % path)
+        if self.max_pixels is not None and img.shape[0] * img.shape[1] > self.max_pixels:
+            raise BadImageError("%d x %d = %d pixels, more than the max_pixels limit of %d: "
+                                  "%s" % (img.shape[1], img.shape[0], img.shape[0] * img.shape[1],
+                                          self.max_pixels, path))
         if self.center_crop:
             img = center_crop_square(img)
         if self.resize:

@@ -14,6 +14,7 @@ __all__ = [
     "OptionError",
     "TooManyFailuresError",
     "OutputExistsError",
+    "BadImageError",
 ]
 
 
@@ -79,3 +80,10 @@ class TooManyFailuresError(RecpackError, RuntimeError):
 
 class OutputExistsError(RecpackError, FileExistsError):
     """The output exists and neither ``overwrite``, ``append`` nor ``resume`` was asked for."""
+
+
+class BadImageError(RecpackError, OSError):
+    """An image file that exists but cannot be stored: empty, truncated, not an image, too large.
+
+    Raised per item by the datasets; the writer skips the item and lists it in the report.
+    """

@@ -16,7 +16,7 @@ _TARGET = "mxnet.gluon.data.dataset"
 
 def to_recordio(self, path, *, encoding=".jpg", quality=95, num_workers=0, batch_size=32,
                 thread_pool=False, overwrite=True, max_failures=None, progress=None,
-                timeout=600):
+                timeout=600, append=False, resume=False):
     """Write this dataset's ``(image, label)`` items to an indexed RecordIO file.
 
     Parameters
@@ -29,7 +29,7 @@ def to_recordio(self, path, *, encoding=".jpg", quality=95, num_workers=0, batch
         DataLoader worker processes that read, transform and encode items.
     batch_size : int, default 32
         Items per worker task.
-    overwrite, max_failures, progress, thread_pool, timeout :
+    overwrite, max_failures, append, resume, progress, thread_pool, timeout :
         See :class:`mxnet_recpack.RecordFileWriter` and its ``write_dataset``.
 
     Returns
@@ -47,7 +47,7 @@ def to_recordio(self, path, *, encoding=".jpg", quality=95, num_workers=0, batch
     from .writer import RecordFileWriter
 
     with RecordFileWriter(path, encoding=encoding, quality=quality, overwrite=overwrite,
-                          max_failures=max_failures) as writer:
+                          max_failures=max_failures, append=append, resume=resume) as writer:
         writer.write_dataset(self, num_workers=num_workers, batch_size=batch_size,
                              thread_pool=thread_pool, progress=progress, timeout=timeout)
     return writer.path

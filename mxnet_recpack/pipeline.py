@@ -11,6 +11,8 @@ for the writer to count against ``max_failures``.
 
 import logging
 import math
+import signal
+import threading
 import traceback
 
 from .errors import ImageEncodeError, OptionError
@@ -149,9 +151,17 @@ def run_loader(encoder, *, num_workers=0, batch_size=32, thread_pool=False, time
         return
     from mxnet.gluon.data import DataLoader
 
-    loader = DataLoader(encoder, batch_size=batch_size, shuffle=False, last_batch="keep",
-                        batchify_fn=_collect, num_workers=num_workers,
-                        thread_pool=thread_pool, timeout=timeout)
+    # Forked workers get the default SIGTERM action, not the CLI's handler: Pool.terminate()
+    # must simply end them.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL) if main else None
+    try:
+        loader = DataLoader(encoder, batch_size=batch_size, shuffle=False, last_batch="keep",
+                            batchify_fn=_collect, num_workers=num_workers,
+                            thread_pool=thread_pool, timeout=timeout)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     try:
         for batch in loader:
             yield batch

@@ -174,6 +174,44 @@ class RecordReader:
             parts.append(MAGIC_BYTES)
             first = False
 
+    def skip_next(self, offset):
+        """Check the frames of the record at ``offset`` without reading its payload.
+
+        Reads only the 8-byte frame heads and seeks past payloads, so checking a large file's
+        structure costs one small read per frame.
+
+        Returns
+        -------
+        int or None
+            The offset just past the record, or ``None`` at a clean end of file.
+        """
+        pos = offset
+        first = True
+        while True:
+            self._f.seek(pos)
+            head = self._f.read(8)
+            if not head and first:
+                return None
+            if len(head) != 8:
+                raise self._error("truncated frame header: expected 8 bytes, found %d (an "
+                                  "interrupted write?)" % len(head), pos)
+            magic, lrec = _FRAME_HEAD.unpack(head)
+            if magic != MAGIC:
+                raise self._error("bad magic word 0x%08x (expected 0x%08x)" % (magic, MAGIC),
+                                  pos)
+            cflag = lrec >> 29
+            if (first and cflag not in (0, 1)) or (not first and cflag not in (2, 3)):
+                raise self._error("unexpected continuation flag %d" % cflag, pos)
+            end = pos + 8 + (((lrec & _LENGTH_MASK) + 3) & ~3)
+            if self.size is not None and end > self.size:
+                raise self._error("truncated frame: it declares %d payload bytes but only %d "
+                                  "bytes remain in the file (an interrupted write?)"
+                                  % (lrec & _LENGTH_MASK, max(0, self.size - pos - 8)), pos)
+            pos = end
+            if cflag in (0, 3):
+                return pos
+            first = False
+
     def read_at(self, offset):
         """Read the record starting at byte ``offset``.
 

@@ -3,6 +3,8 @@
 Records go to ``NAME.rec.partial`` and ``NAME.idx.partial``; only a successful ``close()`` (the
 end of a ``with`` block that raised nothing) moves them to their final names. A run that fails
 or is killed never leaves a partial file at the final path and never changes an existing one.
+An interrupted run can be resumed (``resume=True``); an existing file can be appended to
+(``append=True``).
 """
 
 import json
@@ -14,22 +16,15 @@ from array import array
 import numpy as np
 
 from .errors import OptionError, OutputExistsError, RecpackError, TooManyFailuresError
-from .images import encode_image, normalize_encoding
-from .index import format_index_line, index_path_for
 from .header import pack_record
+from .images import encode_image, normalize_encoding
+from .partial import PartialOutput, report_path_for
 from .pipeline import RecordEncoder, failure_limit, resolve_item_info, run_loader
 from .recordio import encode_record
-from .storage import fsync_dir
 
 __all__ = ["RecordFileWriter", "WriteSummary", "report_path_for"]
 
 log = logging.getLogger(__name__)
-_BUFFER = 1 << 20
-
-
-def report_path_for(rec_path):
-    """``train.rec`` -> ``train.failures.jsonl``: where skipped items are listed."""
-    return os.path.splitext(os.fspath(rec_path))[0] + ".failures.jsonl"
 
 
 class WriteSummary:
@@ -60,6 +55,26 @@ class WriteSummary:
         return text
 
 
+def _check_quality(quality):
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100:
+        raise OptionError("quality must be an integer: 1-100 for JPEG, 0-9 for PNG; got %r"
+                          % (quality,))
+
+
+class _FromPosition:
+    """The encoder's items from ``start`` on (what a resumed run still has to do)."""
+
+    def __init__(self, encoder, start):
+        self.encoder = encoder
+        self.start = start
+
+    def __len__(self):
+        return len(self.encoder) - self.start
+
+    def __getitem__(self, i):
+        return self.encoder[self.start + i]
+
+
 class RecordFileWriter:
     """Write an indexed RecordIO file that MXNet's image readers read.
 
@@ -79,6 +94,14 @@ class RecordFileWriter:
         Items that fail (unreadable, undecodable, wrong type) are skipped and listed in
         ``NAME.failures.jsonl``. ``None`` tolerates any number as long as something is written;
         a count ``>= 1`` or a fraction ``< 1`` of the dataset stops the run past that many.
+    append : bool, default False
+        Add records to an existing ``.rec``/``.idx`` (checked first: every indexed frame whole,
+        nothing trailing). The file is copied and the copy replaces it only on success, so a
+        failed append leaves it as it was. Dataset keys continue after the largest key.
+    resume : bool, default False
+        Continue an interrupted run from its last whole record (same dataset and options); the
+        result is byte-identical to an uninterrupted run. Without a partial run to continue, a
+        new run starts.
 
     Examples
     --------
@@ -87,41 +110,45 @@ class RecordFileWriter:
     ...     w.write_dataset(dataset, num_workers=2)
     """
 
-    def __init__(self, path, *, encoding=".jpg", quality=95, overwrite=True, max_failures=None):
+    def __init__(self, path, *, encoding=".jpg", quality=95, overwrite=True, max_failures=None,
+                 append=False, resume=False):
         self.path = os.fspath(path)
         if os.path.isdir(self.path):
             raise OptionError("%s is a directory; give the path of the .rec file to write, "
                               "e.g. %s" % (self.path, os.path.join(self.path, "train.rec")))
-        self.idx_path = index_path_for(self.path)
-        self.report_path = report_path_for(self.path)
         self.encoding = normalize_encoding(encoding)
-        if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100:
-            raise OptionError("quality must be an integer: 1-100 for JPEG, 0-9 for PNG; got %r"
-                              % (quality,))
+        _check_quality(quality)
         self.quality = quality
         failure_limit(max_failures, 1)  # validate early
         self.max_failures = max_failures
-        if not overwrite and (os.path.exists(self.path) or os.path.exists(self.idx_path)):
-            raise OutputExistsError("%s already exists; pass overwrite=True (CLI: --overwrite) "
-                                    "to replace it when the new run succeeds" % self.path)
+        self._out = PartialOutput(self.path)
+        self.idx_path = self._out.idx_path
+        self.report_path = self._out.report_path
+        exists = os.path.exists(self.path) or os.path.exists(self.idx_path)
+        if exists and not (overwrite or append or resume):
+            raise OutputExistsError("%s already exists; pass overwrite=True (CLI: drop "
+                                    "--no-overwrite) to replace it when the new run succeeds, "
+                                    "or append=True (--append) to add to it" % self.path)
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise FileNotFoundError("%s: the output folder %s does not exist; create it first"
                                     % (self.path, parent))
-        self._tmp_rec = self.path + ".partial"
-        self._tmp_idx = self.idx_path + ".partial"
-        self._tmp_report = self.report_path + ".partial"
-        self._rec = open(self._tmp_rec, "wb", buffering=_BUFFER)
-        self._idx = open(self._tmp_idx, "w", encoding="ascii", newline="\n")
+        self._out.open(append=append, resume=resume)
+        self._keys = array("Q", (k for k, _ in self._out.entries))
+        self._offset = self._out.offset
+        self._next_key = (max(self._keys) + 1) if len(self._keys) else 0
         self._report = None
         self._first_failure = None
-        self._offset = 0
-        self._keys = array("Q")
-        self._next_key = 0
         self._failed = 0
         self._started = time.monotonic()
         self._closed = False
+        self._datasets = 0
         self.summary = WriteSummary(self.path)
+
+    @property
+    def resumed(self):
+        """True when this writer continues an interrupted run."""
+        return bool(self._out.state.get("resumed"))
 
     # -- context manager: commit on success, discard on failure --------------------------
     def __enter__(self):
@@ -131,7 +158,9 @@ class RecordFileWriter:
         if exc_type is None:
             self.close()
         else:
-            self.abort()
+            # An interruption (Ctrl-C, SIGTERM -> SystemExit) keeps the partial files so the
+            # run can be resumed; an error discards them.
+            self.abort(keep_partial=issubclass(exc_type, (KeyboardInterrupt, SystemExit)))
         return False
 
     def __del__(self):
@@ -145,20 +174,26 @@ class RecordFileWriter:
 
     def _append(self, key, payload):
         frame = encode_record(payload)
-        self._rec.write(frame)
-        self._idx.write(format_index_line(key, self._offset))
+        self._out.rec.write(frame)
+        self._out.idx.write("%d\t%d\n" % (key, self._offset))
         self._offset += len(frame)
         self._keys.append(key)
         if key >= self._next_key:
             self._next_key = key + 1
+
+    def _open_report(self, keep_lines=()):
+        self._report = open(self._out.report_tmp, "w", encoding="utf-8")
+        self._report.writelines(keep_lines)
+        self._failed += len(keep_lines)
 
     def _fail(self, failure):
         self._failed += 1
         if self._first_failure is None:
             self._first_failure = "%s: %s" % (failure["error"], failure["message"])
         if self._report is None:
-            self._report = open(self._tmp_report, "w", encoding="utf-8")
+            self._open_report()
         self._report.write(json.dumps(failure, sort_keys=True) + "\n")
+        self._report.flush()
         log.warning("skipped item %s (key %s%s): %s: %s", failure["index"], failure["key"],
                     ", " + str(failure["source"]) if failure.get("source") else "",
                     failure["error"], failure["message"])
@@ -187,7 +222,7 @@ class RecordFileWriter:
         return key
 
     def write_dataset(self, dataset, *, num_workers=0, batch_size=32, thread_pool=False,
-                      progress=None, timeout=600):
+                      progress=None, timeout=600, run_info=None):
         """Append every item of a Gluon ``Dataset`` of ``(image, label)``, in dataset order.
 
         A ``gluon.data.DataLoader`` with ``num_workers`` processes (threads with
@@ -201,6 +236,9 @@ class RecordFileWriter:
         ----------
         progress : callable, optional
             Called as ``progress(done, total)`` after every batch.
+        run_info : dict, optional
+            JSON-able facts that make this run what it is (list file, preprocessing options);
+            a resumed run must match them.
 
         Returns
         -------
@@ -208,16 +246,64 @@ class RecordFileWriter:
             For this dataset only.
         """
         self._check_open()
+        self._datasets += 1
         key_of, source_of = resolve_item_info(dataset)
         total = len(dataset)
+        state = self._out.state
+        description = dict(run_info or {}, items=total, encoding=self.encoding,
+                           quality=self.quality, own_keys=key_of is not None,
+                           dataset=type(dataset).__name__)
+        if self.resumed and self._datasets == 1:
+            self._out.check_same_run(description)
+            key_base = state.get("key_base", self._next_key)
+        else:
+            if self._datasets > 1 or len(self._keys) > state.get("initial_records", 0):
+                state["resumable"] = False  # several datasets, or write() calls: no resume
+            key_base = self._next_key
+            state.update(run=description, key_base=key_base)
+            self._out.save_state()
+        if self.resumed and state.get("resumable") is False:
+            raise OptionError("%s: this run wrote several datasets (or single records), which "
+                              "cannot be resumed; start again without resume" % self.path)
         if key_of is not None and total:
             keys = np.fromiter((key_of(i) for i in range(total)), dtype=np.uint64, count=total)
-            self._check_new_keys(keys)
-        encoder = RecordEncoder(dataset, key_of=key_of, key_base=self._next_key,
-                                source_of=source_of, encoding=self.encoding,
-                                quality=self.quality)
-        return self._consume(encoder, total, num_workers=num_workers, batch_size=batch_size,
-                             thread_pool=thread_pool, progress=progress, timeout=timeout)
+        else:
+            keys = None
+        start = self._resume_position(keys, key_base) if self.resumed else 0
+        if keys is not None:
+            self._check_new_keys(keys[start:])
+        encoder = RecordEncoder(dataset, key_of=key_of, key_base=key_base, source_of=source_of,
+                                encoding=self.encoding, quality=self.quality)
+        if start:
+            log.info("%s: %d of %d items were done before the interruption; continuing",
+                     self.path, start, total)
+            encoder = _FromPosition(encoder, start)
+        return self._consume(encoder, total, start, num_workers=num_workers,
+                             batch_size=batch_size, thread_pool=thread_pool, progress=progress,
+                             timeout=timeout)
+
+    def _resume_position(self, keys, key_base):
+        """The dataset position after the last record or failure of the interrupted run."""
+        done = len(self._keys) - self._out.state.get("initial_records", 0)
+        last = -1
+        if done > 0:
+            last_key = self._keys[-1]
+            if keys is None:
+                last = last_key - key_base
+            else:
+                hits = np.flatnonzero(keys == np.uint64(last_key))
+                if not len(hits):
+                    raise OptionError("%s: cannot resume: key %d of the partial output is not "
+                                      "in this dataset" % (self.path, last_key))
+                last = int(hits[0])
+        # Records are the durable truth: items after the last whole record are done again
+        # (a failure report line is flushed before any later record is written, so every
+        # failure before that record is in the report).
+        start = last + 1
+        kept = self._out.kept_report_lines(start)
+        if kept:
+            self._open_report(kept)
+        return start
 
     def _check_new_keys(self, keys):
         uniq, counts = np.unique(keys, return_counts=True)
@@ -228,51 +314,45 @@ class RecordFileWriter:
         if len(self._keys):
             clash = np.intersect1d(uniq, np.frombuffer(self._keys, dtype=np.uint64))
             if len(clash):
-                raise OptionError("%s: keys %s are already in this file; keys must be unique"
+                raise OptionError("%s: keys %s are already in this file; keys must be unique "
+                                  "(to add to a file, list only new images, with new indices)"
                                   % (self.path, ", ".join(str(int(k)) for k in clash[:5])))
 
-    def _consume(self, encoder, total, *, num_workers, batch_size, thread_pool, progress,
-                 timeout):
+    def _consume(self, encoder, total, start, *, num_workers, batch_size, thread_pool,
+                 progress, timeout):
         limit = failure_limit(self.max_failures, total)
-        start = time.monotonic()
+        t0 = time.monotonic()
         written0, failed0, bytes0 = len(self._keys), self._failed, self._offset
-        done = 0
+        done = start
         for batch in run_loader(encoder, num_workers=num_workers, batch_size=batch_size,
                                 thread_pool=thread_pool, timeout=timeout):
             for key, payload in batch:
                 if isinstance(payload, dict):
                     self._fail(payload)
-                    if limit is not None and self._failed - failed0 > limit:
-                        self._publish_report()
-                        raise TooManyFailuresError(
-                            "%s: %d of %d items failed, more than max_failures=%r allows; "
-                            "nothing was written at %s. The failures are listed in %s (first: "
-                            "%s)" % (self.path, self._failed - failed0, total, self.max_failures,
-                                     self.path, self.report_path, self._first_failure),
-                            failures=self._failed - failed0, report_path=self.report_path)
+                    if limit is not None and self._failed > limit:
+                        self._stop_for_failures(
+                            "%d of %d items failed, more than max_failures=%r allows"
+                            % (self._failed, total, self.max_failures))
                 else:
                     self._append(key, payload)
             done += len(batch)
             if progress is not None:
                 progress(done, total)
         written = len(self._keys) - written0
-        failed = self._failed - failed0
-        if failed and not written:
-            self._publish_report()
-            raise TooManyFailuresError(
-                "%s: all %d items failed, nothing to write. The failures are listed in %s "
-                "(first: %s)" % (self.path, failed, self.report_path, self._first_failure),
-                failures=failed, report_path=self.report_path)
-        return WriteSummary(self.path, written, failed, self._offset - bytes0,
-                            time.monotonic() - start,
-                            self.report_path if failed else None)
+        if self._failed and len(self._keys) == self._out.state.get("initial_records", 0):
+            self._stop_for_failures("all %d items failed, nothing to write" % self._failed)
+        return WriteSummary(self.path, written, self._failed - failed0, self._offset - bytes0,
+                            time.monotonic() - t0, self.report_path if self._failed else None)
 
-    def _publish_report(self):
-        """Move the failure report to its final name (it is wanted even when the run fails)."""
-        if self._report is not None:
-            self._report.close()
-            self._report = None
-            os.replace(self._tmp_report, self.report_path)
+    def _stop_for_failures(self, what):
+        """Publish the failure report (it is wanted even now) and stop the run."""
+        self._report.close()
+        self._report = None
+        os.replace(self._out.report_tmp, self.report_path)
+        raise TooManyFailuresError(
+            "%s: %s; nothing was written at %s. The failures are listed in %s (first: %s)"
+            % (self.path, what, self.path, self.report_path, self._first_failure),
+            failures=self._failed, report_path=self.report_path)
 
     # -- finishing ------------------------------------------------------------------------------
     def close(self):
@@ -283,18 +363,10 @@ class RecordFileWriter:
             if len(self._keys) != len(np.unique(np.frombuffer(self._keys, dtype=np.uint64))):
                 raise OptionError("%s: some record keys were written twice; keys must be "
                                   "unique" % self.path)
-            for f in (self._rec, self._idx):
-                f.flush()
-                os.fsync(f.fileno())
-                f.close()
-            if self._failed:
-                self._publish_report()
-            elif os.path.exists(self.report_path):
-                os.remove(self.report_path)  # a stale report of an earlier run
-            # .rec first: an old .idx still describes a prefix of an appended .rec.
-            os.replace(self._tmp_rec, self.path)
-            os.replace(self._tmp_idx, self.idx_path)
-            fsync_dir(self.path)
+            if self._report is not None:
+                self._report.close()
+                self._report = None
+            self._out.commit(report=self._failed > 0)
         except BaseException:
             self.abort()
             raise
@@ -305,19 +377,20 @@ class RecordFileWriter:
         log.info("%s", self.summary.line())
         return self.summary
 
-    def abort(self):
-        """Discard everything written by this writer; existing files stay as they were."""
+    def abort(self, *, keep_partial=False):
+        """Stop; existing files stay as they were. The partial files are removed, or kept for a
+        later ``resume`` when ``keep_partial`` or when this run was itself resumed."""
         if self._closed:
             return
         self._closed = True
-        for f in (self._rec, self._idx, self._report):
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:
-                    pass
-        for p in (self._tmp_rec, self._tmp_idx, self._tmp_report):
+        # A resumed run's partial output is an earlier run's work: never thrown away.
+        keep_partial = keep_partial or self.resumed
+        if self._report is not None:
             try:
-                os.remove(p)
-            except FileNotFoundError:
+                self._report.close()
+            except OSError:
                 pass
+        self._out.discard(keep=keep_partial)
+        if keep_partial:
+            log.warning("%s: interrupted; the partial output is kept at %s: run again with "
+                        "resume=True (--resume) to continue", self.path, self._out.rec_tmp)

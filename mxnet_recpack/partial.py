@@ -1,0 +1,235 @@
+"""The temporary files of a run in progress, and how they become the output.
+
+``NAME.rec.partial`` / ``NAME.idx.partial`` receive the records; ``NAME.rec.partial.json``
+describes the run so ``resume`` can continue it; ``NAME.failures.jsonl.partial`` lists skipped
+items. Only :meth:`PartialOutput.commit` moves them to their final names. An exclusive lock on
+the partial ``.rec`` keeps two runs from writing the same output.
+"""
+
+import json
+import logging
+import os
+import shutil
+import signal
+import weakref
+
+from .errors import OptionError, RecpackError
+from .index import format_index_line, index_path_for
+from .repair import check_pair, complete_lines, recover_partial
+from .storage import fsync_dir
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks
+    fcntl = None
+
+#: Outputs being written by this process; see _after_fork_in_child.
+_OPEN = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    """In a forked child (a DataLoader worker): let go of the parent's output files.
+
+    The child's copies of the descriptors are pointed at /dev/null (nothing buffered is ever
+    flushed into the output, and the lock on it stays with the parent alone), and on Linux the
+    child is killed when its parent dies, so a ``kill -9`` of a run leaves no orphan workers
+    holding the partial files.
+    """
+    if not _OPEN:
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for out in list(_OPEN):
+        for f in (out.rec, out.idx):
+            try:
+                os.dup2(devnull, f.fileno())
+            except (AttributeError, OSError, ValueError):
+                pass
+    os.close(devnull)
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+__all__ = ["PartialOutput", "report_path_for"]
+
+log = logging.getLogger(__name__)
+_BUFFER = 1 << 20
+
+
+def report_path_for(rec_path):
+    """``train.rec`` -> ``train.failures.jsonl``: where skipped items are listed."""
+    return os.path.splitext(os.fspath(rec_path))[0] + ".failures.jsonl"
+
+
+class PartialOutput:
+    """The files of one run writing ``path`` (a ``.rec``), its ``.idx`` and failure report.
+
+    After :meth:`open`: ``entries`` (``(key, offset)`` already in the file: appended-to or
+    resumed records), ``offset`` (where the next record goes), ``state`` (the run description;
+    ``state['resumed']`` is True when an interrupted run is being continued), and the open
+    ``rec``/``idx`` files.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.idx_path = index_path_for(self.path)
+        self.report_path = report_path_for(self.path)
+        self.rec_tmp = self.path + ".partial"
+        self.idx_tmp = self.idx_path + ".partial"
+        self.report_tmp = self.report_path + ".partial"
+        self.state_path = self.path + ".partial.json"
+        self.rec = self.idx = None
+        _OPEN.add(self)
+        self.entries = []
+        self.offset = 0
+        self.state = {}
+
+    # -- opening ------------------------------------------------------------------------------
+    def _open_locked(self):
+        fd = os.open(self.rec_tmp, os.O_RDWR | os.O_CREAT, 0o666)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise RecpackError("%s: another run is writing this output right now (it holds "
+                                   "%s); wait for it to finish" % (self.path, self.rec_tmp))
+        return os.fdopen(fd, "r+b", buffering=_BUFFER)
+
+    def open(self, *, append=False, resume=False):
+        """Start (or continue) the run. See the class docstring for what it sets."""
+        if resume and os.path.exists(self.rec_tmp) and os.path.exists(self.state_path):
+            return self._open_resume()
+        if resume:
+            log.info("%s: no interrupted run to resume; starting afresh", self.path)
+        elif os.path.exists(self.rec_tmp):
+            log.warning("%s: discarding the partial output of an interrupted run (pass "
+                        "resume=True / --resume to continue it instead)", self.path)
+        if append and os.path.exists(self.path):
+            return self._open_append()
+        self.rec = self._open_locked()
+        self.rec.truncate(0)
+        self.idx = open(self.idx_tmp, "w", encoding="ascii", newline="\n")
+        self._drop(self.report_tmp)
+        self.state = {"version": 1, "initial_records": 0, "resumed": False}
+        self.save_state()
+        return self
+
+    def _open_append(self):
+        if not os.path.exists(self.idx_path):
+            raise FileNotFoundError("%s exists but its index %s does not; rebuild it with "
+                                    "`recpack index %s` before appending"
+                                    % (self.path, self.idx_path, self.path))
+        self.entries = check_pair(self.path, self.idx_path)
+        self.rec = self._open_locked()
+        self.rec.truncate(0)
+        with open(self.path, "rb") as src:
+            shutil.copyfileobj(src, self.rec, 1 << 22)
+        self.offset = self.rec.tell()
+        shutil.copyfile(self.idx_path, self.idx_tmp)
+        self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
+        self._drop(self.report_tmp)
+        self.state = {"version": 1, "initial_records": len(self.entries), "resumed": False,
+                      "append": True}
+        self.save_state()
+        log.info("%s: appending after %d existing records", self.path, len(self.entries))
+        return self
+
+    def _open_resume(self):
+        try:
+            with open(self.state_path, encoding="utf-8") as f:
+                state = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise RecpackError("%s: cannot resume, the run description %s is unreadable (%s); "
+                               "start again without resume" % (self.path, self.state_path, exc))
+        self.rec = self._open_locked()
+        self.rec.flush()
+        self.entries, self.offset = recover_partial(self.rec_tmp, self.idx_tmp)
+        self.rec.truncate(self.offset)
+        self.rec.seek(self.offset)
+        with open(self.idx_tmp, "w", encoding="ascii", newline="\n") as f:
+            f.writelines(format_index_line(k, o) for k, o in self.entries)
+        self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
+        state["resumed"] = True
+        self.state = state
+        log.info("%s: resuming an interrupted run after %d whole records (%d bytes)",
+                 self.path, len(self.entries), self.offset)
+        return self
+
+    def save_state(self):
+        tmp = self.state_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.state, f, sort_keys=True)
+        os.replace(tmp, self.state_path)
+
+    def check_same_run(self, description):
+        """On resume, refuse a run whose description differs from the interrupted one's."""
+        before = self.state.get("run")
+        if before is None:
+            return
+        if before != description:
+            diff = sorted(k for k in set(before) | set(description)
+                          if before.get(k) != description.get(k))
+            raise OptionError(
+                "%s: cannot resume: the interrupted run differs in %s (was %s, now %s). Resume "
+                "with the same dataset and options, or start again without resume"
+                % (self.path, ", ".join(diff), {k: before.get(k) for k in diff},
+                   {k: description.get(k) for k in diff}))
+
+    def kept_report_lines(self, below_index):
+        """Failure-report lines of the interrupted run for items before ``below_index``."""
+        lines = []
+        for line in complete_lines(self.report_tmp):
+            try:
+                if json.loads(line)["index"] < below_index:
+                    lines.append(line + "\n")
+            except (ValueError, KeyError, TypeError):
+                break
+        return lines
+
+    # -- finishing ----------------------------------------------------------------------------
+    def commit(self, *, report=False):
+        """Make the partial files the output (``.rec`` first: an old ``.idx`` still describes a
+        prefix of an appended ``.rec``)."""
+        for f in (self.rec, self.idx):
+            f.flush()
+            os.fsync(f.fileno())
+        if report:
+            os.replace(self.report_tmp, self.report_path)
+        else:
+            self._drop(self.report_path)  # a stale report of an earlier run
+        os.replace(self.rec_tmp, self.path)
+        os.replace(self.idx_tmp, self.idx_path)
+        fsync_dir(self.path)
+        self._close()
+        self._drop(self.state_path)
+
+    def discard(self, *, keep=False):
+        """Close; remove the partial files unless ``keep`` (for a later resume)."""
+        self._close()
+        if not keep:
+            for p in (self.rec_tmp, self.idx_tmp, self.report_tmp, self.state_path):
+                self._drop(p)
+
+    def _close(self):
+        _OPEN.discard(self)
+        for f in (self.rec, self.idx):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _drop(path):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
