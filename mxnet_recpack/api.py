@@ -6,9 +6,12 @@ import re
 
 from .errors import OptionError
 from .images import INTER_METHODS
+from .lists import parse_list
+from .parts import PartJob, check_parts, part_path, run_jobs
 from .probe import DEFAULT_MAX_PIXELS
+from .storage import is_url
 
-__all__ = ["im2rec", "DATASET_PARAMS"]
+__all__ = ["im2rec", "run_im2rec", "DATASET_PARAMS"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,9 @@ DATASET_PARAMS = {
     "allow_outside_root": (False, "accept list paths that leave the root (absolute, ../)"),
     "overwrite": (True, "replace existing output when the run succeeds"),
     "storage_options": (None, "fsspec options for s3:// paths"),
+    "nsplit": (1, "split the list into this many parts by position, as im2rec.cc does"),
+    "part": (None, "write only this part (0-based); None writes every part"),
+    "dask": (None, "a distributed.Client or scheduler address: each part is a task"),
     "progress": (None, "callable(done, total) called after every batch"),
 }
 
@@ -93,8 +99,9 @@ def im2rec(list_file, transforms=None, dataset_params=None, output_path=None):
 
     Returns
     -------
-    str
-        The path of the ``.rec`` written.
+    str or list of str
+        The path (or URL) of the ``.rec`` written; with ``nsplit > 1`` and no ``part``, the
+        list of every part's path (``output_path.part000.rec``, ...).
 
     Examples
     --------
@@ -103,7 +110,16 @@ def im2rec(list_file, transforms=None, dataset_params=None, output_path=None):
     ...        "train")
     'train.rec'
     """
+    summaries = run_im2rec(list_file, transforms, dataset_params, output_path)
+    paths = [summary["path"] for summary in summaries]
+    return paths[0] if len(paths) == 1 else paths
+
+
+def run_im2rec(list_file, transforms=None, dataset_params=None, output_path=None):
+    """:func:`im2rec`, returning one summary dict per file written (``path``, ``written``,
+    ``failed``, ``bytes``, ``seconds``, ``report_path``)."""
     p = _check_params(dataset_params)
+    parts = check_parts(p["nsplit"], p["part"])
     list_file = os.fspath(list_file)
     if output_path is None:
         output_path = list_file[:-4] if list_file.endswith(".lst") else list_file
@@ -115,31 +131,38 @@ def im2rec(list_file, transforms=None, dataset_params=None, output_path=None):
     if p["pass_through"] and (p["resize"] or p["center_crop"]):
         log.warning("pass_through: resize/center_crop are ignored (files are stored as they "
                     "are), as in im2rec.py")
-
-    from .datasets import ImageListDataset
-
-    ds = ImageListDataset(list_file, root=p["root"], color=p["color"],
-                          decode=not p["pass_through"], pack_label=p["pack_label"],
-                          allow_outside_root=p["allow_outside_root"],
-                          storage_options=p["storage_options"],
-                          resize=0 if p["pass_through"] else p["resize"],
-                          center_crop=p["center_crop"] and not p["pass_through"],
-                          inter_method=p["inter_method"], max_pixels=p["max_pixels"])
-    if not p["pack_label"] and len(ds) and ds.entries.max_labels() > 1:
+    entries = parse_list(list_file, allow_outside_root=p["allow_outside_root"],
+                         storage_options=p["storage_options"])
+    if not p["pack_label"] and len(entries) and entries.max_labels() > 1:
         log.warning("%s has lines with several labels but pack_label is off: only the first "
                     "label of each is stored, as im2rec.py does; pass pack_label=True "
                     "(--pack-label) to keep them all", list_file)
-    if transforms is not None:
-        ds = ds.transform_first(transforms)
-    workers = p["num_thread"] if p["num_thread"] > 1 else 0
-    from .writer import RecordFileWriter
     run_info = {k: p[k] for k in ("root", "resize", "center_crop", "color", "inter_method",
-                                  "pass_through", "pack_label", "max_pixels")}
-    run_info.update(list_file=os.path.abspath(list_file) if "://" not in list_file
-                    else list_file, transforms=re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transforms)))
-    with RecordFileWriter(rec, encoding=p["encoding"], quality=p["quality"],
-                          overwrite=p["overwrite"], max_failures=p["max_failures"],
-                          append=p["append"], resume=p["resume"]) as writer:
-        writer.write_dataset(ds, num_workers=workers, batch_size=p["batch_size"],
-                             progress=p["progress"], run_info=run_info)
-    return writer.path
+                                  "pass_through", "pack_label", "max_pixels", "nsplit")}
+    run_info.update(list_file=list_file if is_url(list_file) else os.path.abspath(list_file),
+                    transforms=re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transforms)))
+    writer_options = {k: p[k] for k in ("encoding", "quality", "overwrite", "max_failures",
+                                        "append", "resume", "storage_options")}
+    loader_options = {"num_workers": p["num_thread"] if p["num_thread"] > 1 else 0,
+                      "batch_size": p["batch_size"]}
+    jobs = []
+    for k in parts:
+        subset = entries if p["nsplit"] == 1 else entries.select(
+            entries.part_positions(p["nsplit"], k))
+        ds = _list_dataset(subset, p)
+        if transforms is not None:
+            ds = ds.transform_first(transforms)
+        jobs.append(PartJob(ds, rec if p["nsplit"] == 1 else part_path(rec, k),
+                            writer_options=writer_options, loader_options=loader_options,
+                            run_info=dict(run_info, part=k)))
+    return run_jobs(jobs, dask=p["dask"], progress=p["progress"])
+
+
+def _list_dataset(entries, p):
+    from .datasets import ImageListDataset
+    return ImageListDataset(entries, root=p["root"], color=p["color"],
+                            decode=not p["pass_through"], pack_label=p["pack_label"],
+                            storage_options=p["storage_options"],
+                            resize=0 if p["pass_through"] else p["resize"],
+                            center_crop=p["center_crop"] and not p["pass_through"],
+                            inter_method=p["inter_method"], max_pixels=p["max_pixels"])

@@ -11,8 +11,9 @@ import signal
 import sys
 
 from ._version import __version__
-from .errors import RecpackError
+from .errors import OptionError, RecpackError
 from .probe import DEFAULT_MAX_PIXELS
+from .storage import is_url
 
 __all__ = ["main", "im2rec_main", "build_parser"]
 
@@ -97,6 +98,13 @@ def _add_im2rec(sub):
                    help="add the list's images to the existing .rec/.idx (its keys must be new)")
     x.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its last whole record")
+    x.add_argument("--nsplit", type=int, default=1,
+                   help="split each list into this many parts by position (as im2rec.cc): "
+                   "PREFIX.part000.rec, ...")
+    x.add_argument("--part", type=int, default=None,
+                   help="write only this part (0-based); default: every part")
+    x.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help="run each part as a task on this Dask scheduler (tcp://host:8786)")
     x.add_argument("--batch-size", type=int, default=32, help="images per worker task")
     x.add_argument("--allow-outside-root", action="store_true",
                    help="accept list paths that are absolute or leave ROOT with ../")
@@ -109,6 +117,10 @@ def _add_im2rec(sub):
 
 def _find_lists(prefix):
     """The ``.lst`` files im2rec.py would pack for ``prefix``: ``PREFIX*.lst`` (sorted)."""
+    if is_url(prefix):
+        import fsspec
+        fs, path = fsspec.core.url_to_fs(prefix)
+        return prefix, sorted(fs.unstrip_protocol(p) for p in fs.glob(path + "*.lst"))
     working_dir = prefix if os.path.isdir(prefix) else os.path.dirname(prefix)
     if not os.path.isdir(working_dir):
         raise FileNotFoundError("folder %s does not exist" % working_dir)
@@ -121,8 +133,11 @@ def _find_lists(prefix):
 
 
 def _run_im2rec(args):
-    prefix = os.path.abspath(args.prefix)
+    prefix = args.prefix if is_url(args.prefix) else os.path.abspath(args.prefix)
     if args.list:
+        if is_url(args.root) or is_url(args.prefix):
+            raise OptionError("--list walks a local folder; make the list locally, then upload "
+                              "it or pass its URL when packing")
         from .discover import make_list
         written = make_list(os.path.abspath(args.root), prefix, recursive=args.recursive,
                             exts=args.exts, train_ratio=args.train_ratio,
@@ -137,8 +152,7 @@ def _run_im2rec(args):
         raise FileNotFoundError("no list file %s*.lst in %s; create one with `recpack im2rec "
                                 "--list %s ROOT`" % (os.path.basename(prefix), working_dir,
                                                      args.prefix))
-    from .api import im2rec
-    from .writer import report_path_for
+    from .api import run_im2rec
     max_failures = args.max_failures
     if max_failures is not None and max_failures >= 1:
         max_failures = int(max_failures)
@@ -151,24 +165,28 @@ def _run_im2rec(args):
                       batch_size=args.batch_size, max_failures=max_failures,
                       allow_outside_root=args.allow_outside_root, overwrite=args.overwrite,
                       max_pixels=args.max_pixels or None, append=args.append,
-                      resume=args.resume, progress=progress)
+                      resume=args.resume, nsplit=args.nsplit, part=args.part,
+                      dask=args.dask, progress=progress)
         try:
-            rec = im2rec(lst, None, params, lst[:-4])
+            summaries = run_im2rec(lst, None, params, lst[:-4])
         finally:
             progress.close()
         if not args.quiet:
-            _print_summary(rec, report_path_for(rec))
+            for summary in summaries:
+                print(_summary_line(summary))
     return 0
 
 
-def _print_summary(rec, report):
-    from .index import index_path_for
-    n = sum(1 for _ in open(index_path_for(rec), "rb"))
-    skipped = sum(1 for _ in open(report, "rb")) if os.path.exists(report) else 0
-    line = "%s: %d records, %.1f MB" % (rec, n, os.path.getsize(rec) / 1e6)
-    if skipped:
-        line += "; skipped %d bad image(s), listed in %s" % (skipped, report)
-    print(line)
+def _summary_line(summary):
+    """``path: N records, X MB in T s (R images/s); skipped K bad image(s), listed in F``."""
+    seconds = summary["seconds"]
+    line = "%s: %d records, %.1f MB in %.1f s (%.0f images/s)" % (
+        summary["path"], summary["written"], summary["bytes"] / 1e6, seconds,
+        summary["written"] / seconds if seconds > 0 else 0)
+    if summary["failed"]:
+        line += "; skipped %d bad image(s), listed in %s" % (summary["failed"],
+                                                             summary["report_path"])
+    return line
 
 
 def _add_index(sub):

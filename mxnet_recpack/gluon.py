@@ -7,6 +7,7 @@ two packages is imported first.
 
 import importlib.abc
 import importlib.util
+import os
 import sys
 
 __all__ = ["to_recordio", "install"]
@@ -16,26 +17,36 @@ _TARGET = "mxnet.gluon.data.dataset"
 
 def to_recordio(self, path, *, encoding=".jpg", quality=95, num_workers=0, batch_size=32,
                 thread_pool=False, overwrite=True, max_failures=None, progress=None,
-                timeout=600, append=False, resume=False):
+                timeout=600, append=False, resume=False, nsplit=1, part=None, dask=None,
+                storage_options=None):
     """Write this dataset's ``(image, label)`` items to an indexed RecordIO file.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The ``.rec`` to write; the ``.idx`` goes beside it.
+        The ``.rec`` to write (or an ``s3://`` URL); the ``.idx`` goes beside it.
     encoding : {'.jpg', '.png', '.npy'}, default '.jpg'
     quality : int, default 95
     num_workers : int, default 0
         DataLoader worker processes that read, transform and encode items.
     batch_size : int, default 32
         Items per worker task.
-    overwrite, max_failures, append, resume, progress, thread_pool, timeout :
+    nsplit : int, default 1
+        Write the dataset as this many parts, ``NAME.part000.rec`` ..., cut by position into
+        contiguous ranges; keys are the same as in a single file.
+    part : int, optional
+        Write only this part; by default every part.
+    dask : distributed.Client or str, optional
+        Run each part as a task on this Dask cluster (a scheduler address works too); the
+        dataset travels to the workers by pickle.
+    overwrite, max_failures, append, resume, storage_options, progress, thread_pool, timeout :
         See :class:`mxnet_recpack.RecordFileWriter` and its ``write_dataset``.
 
     Returns
     -------
-    str
-        The path of the ``.rec`` written.
+    str or list of str
+        The path of the ``.rec`` written, or of every part written when ``nsplit > 1`` and
+        ``part`` is None.
 
     Examples
     --------
@@ -44,13 +55,25 @@ def to_recordio(self, path, *, encoding=".jpg", quality=95, num_workers=0, batch
     >>> ds.transform_first(transforms.Resize(256, keep_ratio=True)).to_recordio("train.rec")
     'train.rec'
     """
-    from .writer import RecordFileWriter
+    from .parts import PartJob, check_parts, part_path, run_jobs, split_positions
 
-    with RecordFileWriter(path, encoding=encoding, quality=quality, overwrite=overwrite,
-                          max_failures=max_failures, append=append, resume=resume) as writer:
-        writer.write_dataset(self, num_workers=num_workers, batch_size=batch_size,
-                             thread_pool=thread_pool, progress=progress, timeout=timeout)
-    return writer.path
+    path = os.fspath(path)
+    writer_options = dict(encoding=encoding, quality=quality, overwrite=overwrite,
+                          max_failures=max_failures, append=append, resume=resume,
+                          storage_options=storage_options)
+    loader_options = dict(num_workers=num_workers, batch_size=batch_size,
+                          thread_pool=thread_pool, timeout=timeout)
+    parts = check_parts(nsplit, part)
+    if nsplit == 1:
+        jobs = [PartJob(self, path, writer_options=writer_options,
+                        loader_options=loader_options)]
+    else:
+        jobs = [PartJob(self, part_path(path, k), positions=split_positions(len(self), nsplit, k),
+                        writer_options=writer_options, loader_options=loader_options,
+                        run_info={"nsplit": nsplit, "part": k}) for k in parts]
+    run_jobs(jobs, dask=dask, progress=progress)
+    paths = [job.path for job in jobs]
+    return paths[0] if len(paths) == 1 else paths
 
 
 def _patch(module):

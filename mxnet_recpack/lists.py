@@ -28,8 +28,11 @@ class ListEntries:
         Where the list came from (for messages).
     """
 
-    def __init__(self, keys, label_values, label_starts, path_blob, path_starts, source=None):
+    def __init__(self, keys, label_values, label_starts, path_blob, path_starts, source=None,
+                 line_offsets=None, nbytes=None):
         self.keys = keys
+        self.line_offsets = line_offsets
+        self.nbytes = nbytes
         self._label_values = label_values
         self._label_starts = label_starts
         self._path_blob = path_blob
@@ -57,6 +60,22 @@ class ListEntries:
     def path(self, i):
         """The relative path of entry ``i`` as written in the list."""
         return self._path_blob[self._path_starts[i]:self._path_starts[i + 1]].decode("utf-8")
+
+    def part_positions(self, nsplit, part):
+        """Positions of the entries in part ``part`` of ``nsplit``, as im2rec.cc splits a list.
+
+        im2rec.cc reads the list through dmlc's text ``InputSplit``: the file's bytes are cut
+        into ``nsplit`` ranges of ``ceil(size / nsplit)`` bytes and each line goes to the range
+        holding the newline just before it (the first line to part 0). Parts are contiguous,
+        disjoint, and together hold every line once.
+        """
+        if self.line_offsets is None:
+            raise ValueError("these entries were not read from a file; parts need line offsets")
+        if len(self) == 0:
+            return np.zeros(0, dtype=np.int64)
+        nstep = -(-self.nbytes // nsplit)
+        owner = np.where(self.line_offsets > 0, (self.line_offsets - 1) // nstep, 0)
+        return np.flatnonzero(np.minimum(owner, nsplit - 1) == part)
 
     def select(self, positions):
         """A new ``ListEntries`` holding only ``positions`` (in that order)."""
@@ -97,10 +116,18 @@ def _check_relative(path, source, lineno, allow_outside_root):
 
 
 def read_list_text(text, source="<list>", *, allow_outside_root=False):
-    """Parse the text of a ``.lst`` file. See :func:`parse_list`."""
-    keys, labels, paths = [], [], []
+    """Parse the content (``bytes`` or ``str``) of a ``.lst`` file. See :func:`parse_list`."""
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    keys, labels, paths, offsets = [], [], [], []
     seen = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    offset = 0
+    for lineno, raw in enumerate(data.splitlines(keepends=True), start=1):
+        start, offset = offset, offset + len(raw)
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise ListFormatError("%s:%d: byte %d is not valid UTF-8"
+                                  % (source, lineno, start + exc.start)) from None
         if not line.strip():
             continue
         fields = [f.strip() for f in line.strip().split("\t")]
@@ -130,11 +157,13 @@ def read_list_text(text, source="<list>", *, allow_outside_root=False):
             raise ListFormatError("%s:%d: index %d already used on line %d; record keys must be "
                                   "unique" % (source, lineno, key, seen[key]))
         seen[key] = lineno
+        offsets.append(start)
         keys.append(key)
         labels.append(np.asarray(lab, dtype=np.float32))
         paths.append(path.encode("utf-8"))
     return ListEntries(np.asarray(keys, dtype=np.uint64), *_pack_labels(labels),
-                       *_pack_paths(paths), source=source)
+                       *_pack_paths(paths), source=source,
+                       line_offsets=np.asarray(offsets, dtype=np.int64), nbytes=len(data))
 
 
 def parse_list(path, *, allow_outside_root=False, storage_options=None):
@@ -154,7 +183,11 @@ def parse_list(path, *, allow_outside_root=False, storage_options=None):
     ListFormatError
         Malformed line, duplicate index, or a path outside the root.
     """
-    from .storage import read_text
+    from .storage import read_bytes
     path = os.fspath(path)
-    text = read_text(path, storage_options=storage_options)
-    return read_list_text(text, source=path, allow_outside_root=allow_outside_root)
+    try:
+        data = read_bytes(path, storage_options=storage_options)
+    except FileNotFoundError:
+        raise FileNotFoundError("list file %s not found; make one with `recpack im2rec --list "
+                                "PREFIX ROOT` or mxnet_recpack.make_list" % path) from None
+    return read_list_text(data, source=path, allow_outside_root=allow_outside_root)

