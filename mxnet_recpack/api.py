@@ -149,7 +149,7 @@ def run_im2rec(list_file, transforms=None, dataset_params=None, output_path=None
     for k in parts:
         subset = entries if p["nsplit"] == 1 else entries.select(
             entries.part_positions(p["nsplit"], k))
-        ds = _list_dataset(subset, p)
+        ds = _list_dataset(subset, p, gluon=transforms is not None)
         if transforms is not None:
             ds = ds.transform_first(transforms)
         jobs.append(PartJob(ds, rec if p["nsplit"] == 1 else part_path(rec, k),
@@ -158,11 +158,15 @@ def run_im2rec(list_file, transforms=None, dataset_params=None, output_path=None
     return run_jobs(jobs, dask=p["dask"], progress=p["progress"])
 
 
-def _list_dataset(entries, p):
-    from .datasets import ImageListDataset
-    return ImageListDataset(entries, root=p["root"], color=p["color"],
-                            decode=not p["pass_through"], pack_label=p["pack_label"],
-                            storage_options=p["storage_options"],
-                            resize=0 if p["pass_through"] else p["resize"],
-                            center_crop=p["center_crop"] and not p["pass_through"],
-                            inter_method=p["inter_method"], max_pixels=p["max_pixels"])
+def _list_dataset(entries, p, gluon):
+    """The list as a Gluon dataset when transforms need one, else the mxnet-free source."""
+    if gluon:
+        from .datasets import ImageListDataset as cls
+    else:
+        from .sources import ImageList as cls
+    return cls(entries, root=p["root"], color=p["color"],
+               decode=not p["pass_through"], pack_label=p["pack_label"],
+               storage_options=p["storage_options"],
+               resize=0 if p["pass_through"] else p["resize"],
+               center_crop=p["center_crop"] and not p["pass_through"],
+               inter_method=p["inter_method"], max_pixels=p["max_pixels"])

@@ -7,6 +7,7 @@ megabytes instead of hundreds, and forked DataLoader workers share it without co
 
 import os
 import posixpath
+from array import array
 
 import numpy as np
 
@@ -116,18 +117,33 @@ def _check_relative(path, source, lineno, allow_outside_root):
 
 
 def read_list_text(text, source="<list>", *, allow_outside_root=False):
-    """Parse the content (``bytes`` or ``str``) of a ``.lst`` file. See :func:`parse_list`."""
+    """Parse the content (``bytes`` or ``str``) of a ``.lst`` file. See :func:`parse_list`.
+
+    Memory stays close to the list's own size: fields go straight into flat arrays, with no
+    Python object per line left behind.
+    """
     data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-    keys, labels, paths, offsets = [], [], [], []
-    seen = {}
-    offset = 0
-    for lineno, raw in enumerate(data.splitlines(keepends=True), start=1):
-        start, offset = offset, offset + len(raw)
+    keys, offsets = array("Q"), array("q")
+    label_values, label_counts = array("f"), array("q")
+    paths, path_ends = bytearray(), array("q")
+    n = len(data)
+    start = lineno = 0
+    while start < n:
+        lineno += 1
+        end = data.find(b"\n", start)
+        end = n if end < 0 else end
+        raw, line_start, start = data[start:end], start, end + 1
+        if b"\r" in raw:  # \r\n endings; a lone \r also ends a line (as bytes.splitlines)
+            pieces = raw.split(b"\r")
+            if len(pieces) > 2 or pieces[1]:
+                raise ListFormatError("%s:%d: stray carriage return inside a line"
+                                      % (source, lineno))
+            raw = pieces[0]
         try:
-            line = raw.decode("utf-8").rstrip("\r\n")
+            line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ListFormatError("%s:%d: byte %d is not valid UTF-8"
-                                  % (source, lineno, start + exc.start)) from None
+                                  % (source, lineno, line_start + exc.start)) from None
         if not line.strip():
             continue
         fields = [f.strip() for f in line.strip().split("\t")]
@@ -145,7 +161,7 @@ def read_list_text(text, source="<list>", *, allow_outside_root=False):
             raise ListFormatError("%s:%d: index %d is out of range [0, 2**64)"
                                   % (source, lineno, key))
         try:
-            lab = [float(x) for x in fields[1:-1]]
+            label_values.extend(float(x) for x in fields[1:-1])
         except ValueError:
             raise ListFormatError("%s:%d: labels %r are not all numbers"
                                   % (source, lineno, fields[1:-1])) from None
@@ -153,17 +169,34 @@ def read_list_text(text, source="<list>", *, allow_outside_root=False):
         if not path:
             raise ListFormatError("%s:%d: empty image path" % (source, lineno))
         _check_relative(path, source, lineno, allow_outside_root)
-        if key in seen:
-            raise ListFormatError("%s:%d: index %d already used on line %d; record keys must be "
-                                  "unique" % (source, lineno, key, seen[key]))
-        seen[key] = lineno
-        offsets.append(start)
         keys.append(key)
-        labels.append(np.asarray(lab, dtype=np.float32))
-        paths.append(path.encode("utf-8"))
-    return ListEntries(np.asarray(keys, dtype=np.uint64), *_pack_labels(labels),
-                       *_pack_paths(paths), source=source,
-                       line_offsets=np.asarray(offsets, dtype=np.int64), nbytes=len(data))
+        offsets.append(line_start)
+        label_counts.append(len(fields) - 2)
+        paths += path.encode("utf-8")
+        path_ends.append(len(paths))
+    keys = np.frombuffer(keys, dtype=np.uint64).copy()
+    _check_unique(keys, data, np.frombuffer(offsets, dtype=np.int64), source)
+    label_starts = np.zeros(len(keys) + 1, dtype=np.int64)
+    np.cumsum(np.frombuffer(label_counts, dtype=np.int64), out=label_starts[1:])
+    path_starts = np.zeros(len(keys) + 1, dtype=np.int64)
+    path_starts[1:] = np.frombuffer(path_ends, dtype=np.int64)
+    return ListEntries(keys, np.frombuffer(label_values, dtype=np.float32).copy(), label_starts,
+                       bytes(paths), path_starts, source=source,
+                       line_offsets=np.frombuffer(offsets, dtype=np.int64).copy(), nbytes=n)
+
+
+def _check_unique(keys, data, offsets, source):
+    """Refuse repeated indices, naming both lines (found with numpy, not a per-line dict)."""
+    if len(keys) < 2:
+        return
+    order = np.argsort(keys, kind="stable")
+    same = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if not len(same):
+        return
+    first, second = sorted((int(order[same[0]]), int(order[same[0] + 1])))
+    lines = [data.count(b"\n", 0, int(offsets[i])) + 1 for i in (first, second)]
+    raise ListFormatError("%s:%d: index %d already used on line %d; record keys must be "
+                          "unique" % (source, lines[1], int(keys[first]), lines[0]))
 
 
 def parse_list(path, *, allow_outside_root=False, storage_options=None):

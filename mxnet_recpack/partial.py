@@ -11,7 +11,6 @@ import logging
 import os
 import shutil
 import signal
-import weakref
 
 from .errors import OptionError, RecpackError
 from .index import format_index_line, index_path_for
@@ -23,8 +22,15 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks
     fcntl = None
 
-#: Outputs being written by this process; see _after_fork_in_child.
-_OPEN = weakref.WeakSet()
+#: File descriptors of the outputs this process is writing, by output; see
+#: _after_fork_in_child (which must not import, lock or allocate much: it runs in a fresh fork).
+_OPEN_FDS = {}
+
+try:  # looked up now, not in the forked child
+    import ctypes
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - not Linux
+    _PRCTL = None
 
 
 def _after_fork_in_child():
@@ -35,22 +41,18 @@ def _after_fork_in_child():
     child is killed when its parent dies, so a ``kill -9`` of a run leaves no orphan workers
     holding the partial files.
     """
-    if not _OPEN:
+    fds = [fd for fd in _OPEN_FDS.values() for fd in fd]
+    if not fds:
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
-    for out in list(_OPEN):
-        for f in (out.rec, out.idx):
-            try:
-                os.dup2(devnull, f.fileno())
-            except (AttributeError, OSError, ValueError):
-                pass
+    for fd in fds:
+        try:
+            os.dup2(devnull, fd)
+        except OSError:
+            pass
     os.close(devnull)
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 if hasattr(os, "register_at_fork"):
@@ -85,7 +87,6 @@ class PartialOutput:
         self.report_tmp = self.report_path + ".partial"
         self.state_path = self.path + ".partial.json"
         self.rec = self.idx = None
-        _OPEN.add(self)
         self.entries = []
         self.offset = 0
         self.state = {}
@@ -119,6 +120,7 @@ class PartialOutput:
         self._drop(self.report_tmp)
         self.state = {"version": 1, "initial_records": 0, "resumed": False}
         self.save_state()
+        self._register()
         return self
 
     def _open_append(self):
@@ -138,6 +140,7 @@ class PartialOutput:
         self.state = {"version": 1, "initial_records": len(self.entries), "resumed": False,
                       "append": True}
         self.save_state()
+        self._register()
         log.info("%s: appending after %d existing records", self.path, len(self.entries))
         return self
 
@@ -158,6 +161,7 @@ class PartialOutput:
         self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
         state["resumed"] = True
         self.state = state
+        self._register()
         log.info("%s: resuming an interrupted run after %d whole records (%d bytes)",
                  self.path, len(self.entries), self.offset)
         return self
@@ -217,8 +221,12 @@ class PartialOutput:
             for p in (self.rec_tmp, self.idx_tmp, self.report_tmp, self.state_path):
                 self._drop(p)
 
+    def _register(self):
+        """Remember our descriptors for forked children to let go of."""
+        _OPEN_FDS[id(self)] = [f.fileno() for f in (self.rec, self.idx) if f is not None]
+
     def _close(self):
-        _OPEN.discard(self)
+        _OPEN_FDS.pop(id(self), None)
         for f in (self.rec, self.idx):
             if f is not None:
                 try:

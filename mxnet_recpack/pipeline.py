@@ -9,15 +9,22 @@ An item that raises is not fatal here: it comes back as a failure (index, key, s
 for the writer to count against ``max_failures``.
 """
 
+import collections
 import logging
 import math
+import multiprocessing
+import os
 import signal
+import sys
 import threading
 import traceback
 
+from . import fastpath
 from .errors import ImageEncodeError, OptionError
+from .fastpath import fast_item_getter
 from .header import pack_record
 from .images import encode_image, normalize_encoding
+from .recordio import encode_record
 
 __all__ = ["RecordEncoder", "Failure", "resolve_item_info", "run_loader", "failure_limit"]
 
@@ -86,7 +93,7 @@ def _split_item(item):
 
 
 class RecordEncoder:
-    """Picklable worker-side function: dataset position -> (key, record payload | Failure).
+    """Picklable worker-side function: dataset position -> (key, framed record | Failure).
 
     Parameters
     ----------
@@ -107,8 +114,10 @@ class RecordEncoder:
         self.source_of = source_of
         self.encoding = normalize_encoding(encoding)
         self.quality = quality
-        # Datasets may offer record_item(i): the item as numpy/bytes, skipping NDArray copies.
-        self._get = getattr(dataset, "record_item", None) or dataset.__getitem__
+        # Fastest first: Gluon transforms compiled to OpenCV; a dataset's record_item(i) (numpy
+        # or bytes, no NDArray); the plain __getitem__.
+        self._get = (fast_item_getter(dataset) if fastpath.enabled else None) or \
+            getattr(dataset, "record_item", None) or dataset.__getitem__
 
     def key(self, i):
         return self.key_of(i) if self.key_of is not None else self.key_base + i
@@ -117,8 +126,10 @@ class RecordEncoder:
         return len(self.dataset)
 
     def encode_item(self, item, key):
+        """The item's record, framed: the writer only appends these bytes."""
         image, label = _split_item(item)
-        return pack_record(label, key, encode_image(image, self.encoding, self.quality))
+        return encode_record(pack_record(label, key,
+                                         encode_image(image, self.encoding, self.quality)))
 
     def __getitem__(self, i):
         key = self.key(i)
@@ -141,27 +152,120 @@ def _collect(samples):
     return samples
 
 
+_POOL_ENCODER = None
+
+
+def _pool_init():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
+def _pool_batch(positions):
+    return [_POOL_ENCODER[i] for i in positions]
+
+
+def _is_gluon(dataset):
+    gluon_data = sys.modules.get("mxnet.gluon.data")
+    return gluon_data is not None and isinstance(dataset, gluon_data.Dataset)
+
+
+def _batches(n, batch_size):
+    return [range(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+
+
+def _run_pool(encoder, num_workers, batch_size, thread_pool):
+    """Batches from a plain process (or thread) pool: the mxnet-free path, in order, with at
+    most ``2 * num_workers`` batches in flight."""
+    global _POOL_ENCODER
+    batches = _batches(len(encoder), batch_size)
+    if num_workers == 0:
+        for batch in batches:
+            yield [encoder[i] for i in batch]
+        return
+    if thread_pool:
+        from multiprocessing.pool import ThreadPool
+        pool = ThreadPool(num_workers)
+        run = encoder.__getitem__
+
+        def task(positions):
+            return [run(i) for i in positions]
+    else:
+        _POOL_ENCODER = encoder  # inherited by the forked workers
+        ctx = multiprocessing.get_context("fork")
+        with _forking():
+            pool = ctx.Pool(num_workers, initializer=_pool_init)
+        task = _pool_batch
+    try:
+        pending = collections.deque()
+        todo = iter(batches)
+        for batch in todo:
+            pending.append(pool.apply_async(task, (batch,)))
+            if len(pending) >= 2 * num_workers:
+                break
+        while pending:
+            result = pending.popleft().get()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.apply_async(task, (nxt,)))
+            yield result
+    finally:
+        pool.terminate()
+        pool.join()
+        _POOL_ENCODER = None
+
+
+class _forking:
+    """The state worker processes are forked in.
+
+    * The default SIGTERM action, not the CLI's handler: terminating a pool must simply end
+      its workers.
+    * One OpenCV thread: the workers are the parallelism. It must be set here, before the
+      fork: ``cv2.setNumThreads`` in a child deadlocks when the parent's OpenCV thread pool
+      was running. Children that import OpenCV later read ``OPENCV_FOR_THREADS_NUM``.
+    """
+
+    def __enter__(self):
+        self.main = threading.current_thread() is threading.main_thread()
+        self.previous = signal.signal(signal.SIGTERM, signal.SIG_DFL) if self.main else None
+        self.cv2 = sys.modules.get("cv2")
+        self.threads = self.cv2.getNumThreads() if self.cv2 is not None else None
+        if self.cv2 is not None:
+            self.cv2.setNumThreads(1)
+        self.env = os.environ.get("OPENCV_FOR_THREADS_NUM")
+        os.environ["OPENCV_FOR_THREADS_NUM"] = "1"
+
+    def __exit__(self, *exc):
+        if self.main:
+            signal.signal(signal.SIGTERM, self.previous)
+        if self.cv2 is not None:
+            self.cv2.setNumThreads(self.threads)
+        if self.env is None:
+            os.environ.pop("OPENCV_FOR_THREADS_NUM", None)
+        else:
+            os.environ["OPENCV_FOR_THREADS_NUM"] = self.env
+
+
 def run_loader(encoder, *, num_workers=0, batch_size=32, thread_pool=False, timeout=600):
-    """Yield batches of ``(key, payload | Failure)`` in dataset order through a Gluon DataLoader."""
+    """Yield batches of ``(key, payload | Failure)`` in dataset order.
+
+    A Gluon ``Dataset`` goes through a ``gluon.data.DataLoader``; a plain source (the
+    mxnet-free :class:`~mxnet_recpack.sources.ImageList` of ``recpack im2rec``) through a plain
+    process pool, so that path never imports mxnet.
+    """
     if not isinstance(num_workers, int) or num_workers < 0:
         raise OptionError("num_workers must be an integer >= 0, got %r" % (num_workers,))
     if not isinstance(batch_size, int) or batch_size < 1:
         raise OptionError("batch_size must be an integer >= 1, got %r" % (batch_size,))
     if len(encoder) == 0:
         return
+    if not _is_gluon(encoder.dataset):
+        yield from _run_pool(encoder, num_workers, batch_size, thread_pool)
+        return
     from mxnet.gluon.data import DataLoader
 
-    # Forked workers get the default SIGTERM action, not the CLI's handler: Pool.terminate()
-    # must simply end them.
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL) if main else None
-    try:
+    with _forking():
         loader = DataLoader(encoder, batch_size=batch_size, shuffle=False, last_batch="keep",
                             batchify_fn=_collect, num_workers=num_workers,
                             thread_pool=thread_pool, timeout=timeout)
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
     try:
         for batch in loader:
             yield batch

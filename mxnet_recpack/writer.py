@@ -68,6 +68,7 @@ class _Subset:
 
     def __init__(self, encoder, order):
         self.encoder = encoder
+        self.dataset = encoder.dataset
         self.order = order
 
     def __len__(self):
@@ -187,8 +188,8 @@ class RecordFileWriter:
         if self._closed:
             raise RecpackError("%s: the writer is closed; open a new RecordFileWriter" % self.path)
 
-    def _append(self, key, payload):
-        frame = encode_record(payload)
+    def _append(self, key, frame):
+        """Append one framed record (``encode_record``'s output) under ``key``."""
         self._out.rec.write(frame)
         self._out.idx.write("%d\t%d\n" % (key, self._offset))
         self._offset += len(frame)
@@ -233,7 +234,7 @@ class RecordFileWriter:
         self._check_open()
         key = self._next_key if key is None else int(key)
         payload = pack_record(label, key, encode_image(image, self.encoding, self.quality))
-        self._append(key, payload)
+        self._append(key, encode_record(payload))
         return key
 
     def write_dataset(self, dataset, *, num_workers=0, batch_size=32, thread_pool=False,
@@ -347,15 +348,15 @@ class RecordFileWriter:
         done = start
         for batch in run_loader(encoder, num_workers=num_workers, batch_size=batch_size,
                                 thread_pool=thread_pool, timeout=timeout):
-            for key, payload in batch:
-                if isinstance(payload, dict):
-                    self._fail(payload)
+            for key, frame in batch:
+                if isinstance(frame, dict):
+                    self._fail(frame)
                     if limit is not None and self._failed > limit:
                         self._stop_for_failures(
                             "%d of %d items failed, more than max_failures=%r allows"
                             % (self._failed, total, self.max_failures))
                 else:
-                    self._append(key, payload)
+                    self._append(key, frame)
             done += len(batch)
             if progress is not None:
                 progress(done, total)
