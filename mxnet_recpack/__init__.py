@@ -49,11 +49,18 @@ _LAZY = {
 }
 
 
+_SUBMODULES = {"api", "cli", "datasets", "discover", "errors", "fastpath", "gluon", "header",
+               "images", "index", "inspection", "lists", "parts", "pipeline", "probe",
+               "recordio", "repair", "samples", "sources", "storage", "writer"}
+
+
 def __getattr__(name):
+    import importlib
+    if name in _SUBMODULES:  # mxnet_recpack.samples etc. without an explicit import
+        return importlib.import_module("." + name, __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError("module 'mxnet_recpack' has no attribute %r" % name)
-    import importlib
     value = getattr(importlib.import_module("." + module, __name__), name)
     globals()[name] = value
     return value

@@ -20,19 +20,15 @@ enabled = True
 _EXACT_INTERP = (0, 1, 3, 4)
 
 
-def _keep_tag(out, like):
-    return out.view(type(like)) if type(like) is not np.ndarray and \
-        isinstance(like, np.ndarray) else out
-
-
 def _resize_to(img, w, h, interp):
+    """cv2.resize that keeps H x W x 1 shapes and the image's channel-order tag (BGR)."""
     import cv2
     if (img.shape[1], img.shape[0]) == (w, h):
         return img
-    out = cv2.resize(img, (w, h), interpolation=interp)
+    out = cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=interp)
     if img.ndim == 3 and out.ndim == 2:
         out = out[:, :, None]
-    return _keep_tag(out, img)
+    return out.view(type(img)) if type(img) is not np.ndarray else out
 
 
 class _Resize:
@@ -72,7 +68,7 @@ class _CenterCrop:
         x0, y0 = int((w - cw) / 2), int((h - ch) / 2)
         out = img[y0:y0 + ch, x0:x0 + cw]
         if (cw, ch) != (tw, th):
-            out = _resize_to(np.ascontiguousarray(out), tw, th, self.interp)
+            out = _resize_to(out, tw, th, self.interp)
         return out
 
 

@@ -153,12 +153,14 @@ def encode_image(image, encoding=".jpg", quality=95):
     return buf.tobytes()
 
 
-def reduced_decode_factor(h, w, size):
+def reduced_decode_factor(h, w, size, *, center_crop=False):
     """The largest JPEG DCT scale 1/f (f in 8, 4, 2) that keeps the shorter edge >= ``size``;
-    1 when the image is less than twice the target."""
+    1 when the image is less than twice the target. With ``center_crop`` the crop's margin
+    must be a multiple of f, so the crop falls exactly on reduced pixels."""
     short = min(h, w)
+    margin = (max(h, w) - short) // 2
     for f in (8, 4, 2):
-        if -(-short // f) >= size:
+        if -(-short // f) >= size and not (center_crop and margin % f):
             return f
     return 1
 

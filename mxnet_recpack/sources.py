@@ -138,10 +138,8 @@ class ImageList:
         factor = 1
         if self.resize and self.inter_method in (3, 9) and info.format == "jpeg" and \
                 self.color != -1 and info.width:
-            h, w = info.height, info.width
-            if self.center_crop:
-                h = w = min(h, w)
-            factor = reduced_decode_factor(h, w, self.resize)
+            factor = reduced_decode_factor(info.height, info.width, self.resize,
+                                           center_crop=self.center_crop)
         img = decode_image(data, self.color, rgb=False, reduce=factor)
         if img is None:
             raise BadImageError("not a decodable image (corrupt, truncated or another "

@@ -1,0 +1,172 @@
+"""Speed never costs correctness: every fast path against the plain path it replaces."""
+import os
+import subprocess
+import sys
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet.gluon.data.vision import transforms as T
+
+import mxnet_recpack as rp
+from conftest import write_lst
+from mxnet_recpack import fastpath
+from mxnet_recpack.images import BGR, decode_image, reduced_decode_factor
+from mxnet_recpack.sources import ImageList
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory):
+    """Photos of many shapes (portrait, landscape, tiny), JPEG and PNG, gray too."""
+    root = tmp_path_factory.mktemp("varied")
+    rng = np.random.RandomState(4)
+    rows = []
+    for i, (_, photo) in enumerate(rp.samples.sample_photos()):
+        h, w = int(rng.randint(20, 400)), int(rng.randint(20, 400))
+        img = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+        name = "p%02d.%s" % (i, "png" if i % 3 == 0 else "jpg")
+        cv2.imwrite(str(root / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        rows.append((i, i % 3, name))
+    lst = write_lst(root / "v.lst", rows)
+    return str(root), lst
+
+
+GLUON_TRANSFORMS = [
+    ("resize_keep_bilinear", T.Resize(64, keep_ratio=True)),
+    ("resize_keep_nearest", T.Resize(50, keep_ratio=True, interpolation=0)),
+    ("resize_keep_area", T.Resize(40, keep_ratio=True, interpolation=3)),
+    ("resize_keep_lanczos", T.Resize(90, keep_ratio=True, interpolation=4)),
+    ("resize_square", T.Resize(48)),
+    ("resize_wh", T.Resize((70, 30))),
+    ("center_crop", T.CenterCrop(32)),
+    ("center_crop_wh_larger_than_image", T.CenterCrop((300, 120))),
+    ("compose", T.Compose([T.Resize(72, keep_ratio=True), T.CenterCrop(64)])),
+    ("nested_compose", T.Compose([T.Compose([T.Resize(80, keep_ratio=True)]),
+                                  T.CenterCrop((60, 40), interpolation=0)])),
+]
+
+
+@pytest.mark.parametrize("name, transform", GLUON_TRANSFORMS, ids=[g[0] for g in GLUON_TRANSFORMS])
+@pytest.mark.parametrize("color", [1, 0])
+def test_compiled_gluon_transforms_give_the_same_bytes(tmp_path, varied, monkeypatch, name,
+                                                       transform, color):
+    root, lst = varied
+    ds = rp.ImageListDataset(lst, root=root, color=color).transform_first(transform)
+    assert fastpath.fast_item_getter(ds) is not None
+    fast = ds.to_recordio(str(tmp_path / "fast.rec"), encoding=".png")
+    monkeypatch.setattr(fastpath, "enabled", False)
+    plain = ds.to_recordio(str(tmp_path / "plain.rec"), encoding=".png")
+    assert read(fast) == read(plain)
+    assert read(fast[:-4] + ".idx") == read(plain[:-4] + ".idx")
+
+
+@pytest.mark.parametrize("transform", [T.Resize(64, keep_ratio=True, interpolation=2),
+                                       T.Compose([T.Resize(64), T.ToTensor()]),
+                                       T.RandomFlipLeftRight()])
+def test_transforms_without_an_exact_equivalent_stay_on_the_gluon_path(varied, transform):
+    root, lst = varied
+    ds = rp.ImageListDataset(lst, root=root).transform_first(transform)
+    assert fastpath.fast_item_getter(ds) is None
+
+
+def test_bgr_pipeline_matches_rgb_items(varied):
+    """The writer's BGR items encode to the same bytes as the RGB items users see."""
+    root, lst = varied
+    src = ImageList(lst, root=root, resize=33)
+    for i in range(len(src)):
+        bgr, label = src.record_item(i)
+        rgb, label2 = src[i]
+        assert isinstance(bgr, BGR) and label == label2
+        assert rp.images.encode_image(bgr, ".png") == rp.images.encode_image(rgb, ".png")
+
+
+def test_plain_pool_and_dataloader_give_the_same_bytes(tmp_path, varied):
+    root, lst = varied
+    with rp.RecordFileWriter(str(tmp_path / "pool.rec")) as w:
+        w.write_dataset(ImageList(lst, root=root, resize=40), num_workers=2, batch_size=3)
+    with rp.RecordFileWriter(str(tmp_path / "loader.rec")) as w:
+        w.write_dataset(rp.ImageListDataset(lst, root=root, resize=40), num_workers=2,
+                        batch_size=3)
+    with rp.RecordFileWriter(str(tmp_path / "threads.rec")) as w:
+        w.write_dataset(ImageList(lst, root=root, resize=40), num_workers=2, batch_size=3,
+                        thread_pool=True)
+    assert read(tmp_path / "pool.rec") == read(tmp_path / "loader.rec") == \
+        read(tmp_path / "threads.rec")
+
+
+def test_im2rec_without_transforms_never_imports_mxnet(tmp_path, varied):
+    root, lst = varied
+    code = ("import sys; from mxnet_recpack.cli import main; "
+            "rc = main(['im2rec', '-q', '--num-thread', '2', '--resize', '32', %r, %r]); "
+            "rc |= main(['im2rec', '-q', '--pass-through', '--no-overwrite', %r, %r]); "
+            "assert rc == 0; assert 'mxnet' not in sys.modules, 'mxnet was imported'"
+            % (str(tmp_path / "a" / "v"), root, str(tmp_path / "b" / "v"), root))
+    for d in ("a", "b"):
+        os.makedirs(tmp_path / d)
+        (tmp_path / d / "v.lst").write_bytes(read(lst))
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert mx.recordio.MXIndexedRecordIO(str(tmp_path / "a" / "v.idx"),
+                                         str(tmp_path / "a" / "v.rec"), "r").keys
+
+
+# ---- JPEG DCT-domain downscaling -----------------------------------------------------------
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0 ** 2 / mse)
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory):
+    """Camera-size JPEGs (1600-3000 px) made from the sample photos."""
+    root = tmp_path_factory.mktemp("camera")
+    files = rp.samples.make_image_folder(str(root), classes=2, per_class=3,
+                                         long_side=(1600, 3000), quality=92, seed=8)
+    lst = write_lst(root / "c.lst", [(i, 0, f) for i, f in enumerate(files)])
+    return str(root), lst, files
+
+
+@pytest.mark.parametrize("inter_method", [3, 9])
+@pytest.mark.parametrize("center_crop", [False, True])
+def test_reduced_decode_matches_full_decode_quality(camera, inter_method, center_crop):
+    root, lst, files = camera
+    fast = ImageList(lst, root=root, resize=256, inter_method=inter_method,
+                     center_crop=center_crop)
+    used = set()
+    for i, rel in enumerate(files):
+        full = cv2.imread(os.path.join(root, rel), cv2.IMREAD_COLOR)
+        factor = reduced_decode_factor(*full.shape[:2], 256, center_crop=center_crop)
+        used.add(factor)
+        if center_crop:
+            full = rp.images.center_crop_square(full)
+        h, w = full.shape[:2]
+        size = (256, h * 256 // w) if h > w else (w * 256 // h, 256)
+        reference = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
+        got, _ = fast.record_item(i)
+        assert got.shape == reference.shape  # the same size as a full decode gives
+        assert psnr(np.asarray(got), reference) >= 35
+    assert used & {2, 4, 8}  # the fast path was taken
+
+
+def test_reduced_decode_only_where_it_is_safe(camera, varied):
+    root, lst, files = camera
+    data = read(os.path.join(root, files[0]))
+    small = decode_image(data, 1, rgb=False, reduce=8)
+    full = decode_image(data, 1, rgb=False)
+    assert small.shape[0] == -(-full.shape[0] // 8)
+    assert reduced_decode_factor(300, 500, 256) == 1  # less than twice the target: full decode
+    assert reduced_decode_factor(600, 900, 256) == 2
+    assert reduced_decode_factor(2000, 3002, 256, center_crop=True) == 1  # margin 501 is odd
+    # the default bilinear resize keeps im2rec.py's exact full-decode pixels
+    exact = ImageList(lst, root=root, resize=256)
+    got, _ = exact.record_item(0)
+    full = cv2.imread(os.path.join(root, files[0]), cv2.IMREAD_COLOR)
+    h, w = full.shape[:2]
+    size = (256, h * 256 // w) if h > w else (w * 256 // h, 256)
+    np.testing.assert_array_equal(np.asarray(got), cv2.resize(full, size))
