@@ -16,7 +16,7 @@ _TARGET = "mxnet.gluon.data.dataset"
 
 
 def to_recordio(self, path, *, encoding=".jpg", quality=95, num_workers=0, batch_size=32,
-                thread_pool=False, overwrite=True, max_failures=None, progress=None,
+                thread_pool=None, overwrite=True, max_failures=None, progress=None,
                 timeout=600, append=False, resume=False, nsplit=1, part=None, dask=None,
                 storage_options=None):
     """Write this dataset's ``(image, label)`` items to an indexed RecordIO file.

@@ -60,8 +60,14 @@ if hasattr(os, "register_at_fork"):
 
 __all__ = ["PartialOutput", "report_path_for"]
 
+
+def _write_all(fd, view):
+    """os.write until every byte of ``view`` is written."""
+    while len(view):
+        view = view[os.write(fd, view):]
+
 log = logging.getLogger(__name__)
-_BUFFER = 1 << 20
+_IOV_MAX = 512  # well under every platform's IOV_MAX
 
 
 def report_path_for(rec_path):
@@ -101,7 +107,8 @@ class PartialOutput:
                 os.close(fd)
                 raise RecpackError("%s: another run is writing this output right now (it holds "
                                    "%s); wait for it to finish" % (self.path, self.rec_tmp))
-        return os.fdopen(fd, "r+b", buffering=_BUFFER)
+        # Unbuffered: the writer appends a whole batch per os.writev (see write_frames).
+        return os.fdopen(fd, "r+b", buffering=0)
 
     def open(self, *, append=False, resume=False):
         """Start (or continue) the run. See the class docstring for what it sets."""
@@ -132,7 +139,8 @@ class PartialOutput:
         self.rec = self._open_locked()
         self.rec.truncate(0)
         with open(self.path, "rb") as src:
-            shutil.copyfileobj(src, self.rec, 1 << 22)
+            for block in iter(lambda: src.read(1 << 22), b""):
+                _write_all(self.rec.fileno(), memoryview(block))
         self.offset = self.rec.tell()
         shutil.copyfile(self.idx_path, self.idx_tmp)
         self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
@@ -165,6 +173,17 @@ class PartialOutput:
         log.info("%s: resuming an interrupted run after %d whole records (%d bytes)",
                  self.path, len(self.entries), self.offset)
         return self
+
+    def write_frames(self, frames, index_lines):
+        """Append framed records (one ``writev`` per batch: several times faster than a write
+        per record on common file systems) and their index lines."""
+        fd = self.rec.fileno()
+        for start in range(0, len(frames), _IOV_MAX):
+            chunk = frames[start:start + _IOV_MAX]
+            done, total = os.writev(fd, chunk), sum(len(f) for f in chunk)
+            if done != total:  # a short write (rare on files): finish the rest
+                _write_all(fd, memoryview(b"".join(chunk))[done:])
+        self.idx.write("".join(index_lines))
 
     def save_state(self):
         tmp = self.state_path + ".tmp"

@@ -117,7 +117,12 @@ class RecordEncoder:
         # Fastest first: Gluon transforms compiled to OpenCV; a dataset's record_item(i) (numpy
         # or bytes, no NDArray); the plain __getitem__.
         self._get = (fast_item_getter(dataset) if fastpath.enabled else None) or \
-            getattr(dataset, "record_item", None) or dataset.__getitem__
+            getattr(dataset, "record_item", None)
+        #: Items come from OpenCV/numpy code that releases the GIL (so threads can run them
+        #: in parallel without any inter-process copying), not from arbitrary Python code.
+        self.gil_free = self._get is not None
+        if self._get is None:
+            self._get = dataset.__getitem__
 
     def key(self, i):
         return self.key_of(i) if self.key_of is not None else self.key_base + i
@@ -244,13 +249,19 @@ class _forking:
             os.environ["OPENCV_FOR_THREADS_NUM"] = self.env
 
 
-def run_loader(encoder, *, num_workers=0, batch_size=32, thread_pool=False, timeout=600):
+def run_loader(encoder, *, num_workers=0, batch_size=32, thread_pool=None, timeout=600):
     """Yield batches of ``(key, payload | Failure)`` in dataset order.
 
     A Gluon ``Dataset`` goes through a ``gluon.data.DataLoader``; a plain source (the
     mxnet-free :class:`~mxnet_recpack.sources.ImageList` of ``recpack im2rec``) through a plain
-    process pool, so that path never imports mxnet.
+    pool, so that path never imports mxnet.
+
+    ``thread_pool=None`` chooses: threads when every item is made by OpenCV/numpy code (it
+    releases the GIL, and threads need no copying between processes: measurably faster),
+    processes when dataset or Gluon code has to run for each item.
     """
+    if thread_pool is None:
+        thread_pool = getattr(encoder, "gil_free", False)
     if not isinstance(num_workers, int) or num_workers < 0:
         raise OptionError("num_workers must be an integer >= 0, got %r" % (num_workers,))
     if not isinstance(batch_size, int) or batch_size < 1:

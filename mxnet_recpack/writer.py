@@ -69,6 +69,7 @@ class _Subset:
     def __init__(self, encoder, order):
         self.encoder = encoder
         self.dataset = encoder.dataset
+        self.gil_free = encoder.gil_free
         self.order = order
 
     def __len__(self):
@@ -190,12 +191,20 @@ class RecordFileWriter:
 
     def _append(self, key, frame):
         """Append one framed record (``encode_record``'s output) under ``key``."""
-        self._out.rec.write(frame)
-        self._out.idx.write("%d\t%d\n" % (key, self._offset))
-        self._offset += len(frame)
-        self._keys.append(key)
-        if key >= self._next_key:
-            self._next_key = key + 1
+        self._append_batch([(key, frame)])
+
+    def _append_batch(self, records):
+        """Append ``(key, frame)`` pairs with one write for the batch."""
+        frames, lines, offset = [], [], self._offset
+        for key, frame in records:
+            frames.append(frame)
+            lines.append("%d\t%d\n" % (key, offset))
+            offset += len(frame)
+            self._keys.append(key)
+            if key >= self._next_key:
+                self._next_key = key + 1
+        self._out.write_frames(frames, lines)
+        self._offset = offset
 
     def _open_report(self, keep_lines=()):
         self._report = open(self._out.report_tmp, "w", encoding="utf-8")
@@ -237,13 +246,15 @@ class RecordFileWriter:
         self._append(key, encode_record(payload))
         return key
 
-    def write_dataset(self, dataset, *, num_workers=0, batch_size=32, thread_pool=False,
+    def write_dataset(self, dataset, *, num_workers=0, batch_size=32, thread_pool=None,
                       progress=None, timeout=600, run_info=None, positions=None):
         """Append every item of a Gluon ``Dataset`` of ``(image, label)``, in dataset order.
 
-        A ``gluon.data.DataLoader`` with ``num_workers`` processes (threads with
-        ``thread_pool=True``) reads, transforms and encodes items; this process only appends
-        the encoded records, so the output is the same bytes for any ``num_workers``.
+        A ``gluon.data.DataLoader`` with ``num_workers`` workers reads, transforms and encodes
+        items; this process only appends the encoded records, so the output is the same bytes
+        for any ``num_workers``. ``thread_pool`` None (default) uses threads when the items are
+        made by OpenCV/numpy alone (lists, compiled ``Resize``/``CenterCrop``), which release
+        the GIL, and processes when Python or Gluon code runs per item; True/False force it.
 
         Keys are the dataset's own (``ImageListDataset``: the ``.lst`` indices) or, for any
         other dataset, positions counted on from the writer's next key.
@@ -348,15 +359,22 @@ class RecordFileWriter:
         done = start
         for batch in run_loader(encoder, num_workers=num_workers, batch_size=batch_size,
                                 thread_pool=thread_pool, timeout=timeout):
+            good = []
             for key, frame in batch:
-                if isinstance(frame, dict):
-                    self._fail(frame)
-                    if limit is not None and self._failed > limit:
-                        self._stop_for_failures(
-                            "%d of %d items failed, more than max_failures=%r allows"
-                            % (self._failed, total, self.max_failures))
-                else:
-                    self._append(key, frame)
+                if not isinstance(frame, dict):
+                    good.append((key, frame))
+                    continue
+                # keep record order: what came before this failure is written first
+                if good:
+                    self._append_batch(good)
+                    good = []
+                self._fail(frame)
+                if limit is not None and self._failed > limit:
+                    self._stop_for_failures(
+                        "%d of %d items failed, more than max_failures=%r allows"
+                        % (self._failed, total, self.max_failures))
+            if good:
+                self._append_batch(good)
             done += len(batch)
             if progress is not None:
                 progress(done, total)
