@@ -187,12 +187,8 @@ def _run_pool(encoder, num_workers, batch_size, thread_pool):
             yield [encoder[i] for i in batch]
         return
     if thread_pool:
-        from multiprocessing.pool import ThreadPool
-        pool = ThreadPool(num_workers)
-        run = encoder.__getitem__
-
-        def task(positions):
-            return [run(i) for i in positions]
+        yield from _run_threads(encoder, num_workers, batches)
+        return
     else:
         _POOL_ENCODER = encoder  # inherited by the forked workers
         ctx = multiprocessing.get_context("fork")
@@ -216,6 +212,54 @@ def _run_pool(encoder, num_workers, batch_size, thread_pool):
         pool.terminate()
         pool.join()
         _POOL_ENCODER = None
+
+
+def _run_threads(encoder, num_workers, batches):
+    """Batches from ``num_workers`` plain threads, in order.
+
+    Worker w makes batches w, w + n, w + 2n, ... and may run at most ``2 * n`` batches ahead
+    of the consumer, a bound that can never block the batch the consumer waits for. No pool
+    machinery: its handler threads cost measurable GIL time per task.
+    """
+    results = [None] * len(batches)
+    ready = [threading.Event() for _ in batches]
+    state = {"consumed": 0, "stop": False}
+    cond = threading.Condition()
+    ahead = 2 * num_workers
+
+    def work(w):
+        for b in range(w, len(batches), num_workers):
+            with cond:
+                while not state["stop"] and b - state["consumed"] >= ahead:
+                    cond.wait()
+                if state["stop"]:
+                    return
+            try:
+                results[b] = [encoder[i] for i in batches[b]]
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+                results[b] = exc
+            ready[b].set()
+
+    threads = [threading.Thread(target=work, args=(w,), name="recpack-worker-%d" % w,
+                                daemon=True) for w in range(num_workers)]
+    for t in threads:
+        t.start()
+    try:
+        for b in range(len(batches)):
+            ready[b].wait()
+            result, results[b] = results[b], None
+            with cond:
+                state["consumed"] = b + 1
+                cond.notify_all()
+            if isinstance(result, BaseException):
+                raise result
+            yield result
+    finally:
+        with cond:
+            state["stop"] = True
+            cond.notify_all()
+        for t in threads:
+            t.join()
 
 
 class _forking:
