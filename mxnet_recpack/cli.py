@@ -246,6 +246,9 @@ def build_parser():
     _add_im2rec(sub)
     _add_index(sub)
     _add_verify(sub)
+    from .cli_inspect import add_extract, add_inspect
+    add_inspect(sub)
+    add_extract(sub)
     return parser
 
 
