@@ -32,8 +32,12 @@ class _Progress:
         if not self.enabled:
             return
         if self.bar is None:
+            import shutil
             from tqdm import tqdm
-            self.bar = tqdm(total=total, desc=self.desc, unit="img", dynamic_ncols=True)
+            # A tty that reports no size (0 x 0) would hide the bar: fall back to 100 x 24.
+            size = shutil.get_terminal_size((100, 24))
+            self.bar = tqdm(total=total, desc=self.desc, unit="img",
+                            ncols=min(size.columns, 120), nrows=size.lines)
         self.bar.n = done
         self.bar.refresh()
 
