@@ -52,16 +52,16 @@ def _label_value(value):
     return "%g" % value
 
 
-def _histogram_lines(title, hist, indent="  "):
-    """``title`` and the top labels of a ``{value: count}`` histogram, most frequent first."""
+def _histogram_lines(title, hist, top_n, indent="  "):
+    """``title`` and the ``top_n`` labels of a ``{value: count}`` histogram, most frequent
+    first, then one line for the rest."""
     top = sorted(hist.items(), key=lambda kv: (-kv[1], kv[0]))
     lines = ["%s (%d distinct):" % (title, len(hist))]
-    for value, count in top[:_TOP_LABELS]:
+    for value, count in top[:top_n]:
         lines.append("%s%s: %d" % (indent, _label_value(value), count))
-    if len(top) > _TOP_LABELS:
-        rest = sum(c for _, c in top[_TOP_LABELS:])
-        lines.append("%s... %d more values (%d records)" % (indent, len(top) - _TOP_LABELS,
-                                                              rest))
+    if len(top) > top_n:
+        rest = sum(c for _, c in top[top_n:])
+        lines.append("%s... %d more values (%d records)" % (indent, len(top) - top_n, rest))
     return lines
 
 
@@ -71,7 +71,8 @@ def format_summary(info):
     Returns
     -------
     list of str
-        At most 28 lines: the top 10 labels of each histogram.
+        At most 21 lines: the top 10 labels (top 5 of each histogram when the file holds
+        both scalar and vector labels) and the 5 most common vector lengths.
     """
     lines = ["%s: %d records, %.1f MB (%d bytes), %s"
              % (info["path"], info["records"], info["file_size"] / 1e6, info["file_size"],
@@ -92,12 +93,18 @@ def format_summary(info):
     if sizes["unknown"]:
         lines.append("size unknown: %d records" % sizes["unknown"])
     labels = info["labels"]
+    # Top 10 labels; top 5 of each when a file holds both scalar and vector labels.
+    top_n = _TOP_LABELS // 2 if labels["scalar"] and labels["vector_lengths"] else _TOP_LABELS
     if labels["scalar"]:
-        lines.extend(_histogram_lines("scalar labels", labels["scalar"]))
+        lines.extend(_histogram_lines("scalar labels", labels["scalar"], top_n))
     if labels["vector_lengths"]:
-        lines.append("vector labels, by length: " + ", ".join(
-            "%d values: %d records" % kv for kv in labels["vector_lengths"].items()))
-        lines.extend(_histogram_lines("first label of the vectors", labels["first_label"]))
+        lengths = sorted(labels["vector_lengths"].items(), key=lambda kv: (-kv[1], kv[0]))
+        text = ", ".join("%d values: %d records" % kv for kv in lengths[:5])
+        if len(lengths) > 5:
+            text += ", ... %d more lengths" % (len(lengths) - 5)
+        lines.append("vector labels, by length: " + text)
+        lines.extend(_histogram_lines("first label of the vectors", labels["first_label"],
+                                      top_n))
     return lines
 
 

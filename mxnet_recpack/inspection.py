@@ -123,15 +123,23 @@ def _npy_shape(data):
     return shape, dtype
 
 
-def _npy_size(shape):
-    """``(width, height)`` of an HW, HWC or CHW array shape, else ``(None, None)``."""
+def _npy_size(shape, dtype):
+    """``(width, height)`` of an HW, HWC or CHW array, else ``(None, None)``.
+
+    A 3-D shape is HWC when only its last axis looks like channels (1, 3 or 4), CHW when only
+    its first does; when both do, uint8 arrays are taken as HWC images and others as CHW
+    tensors (what ``ToTensor`` makes).
+    """
     if shape is None:
         return None, None
     if len(shape) == 2:
         return shape[1], shape[0]
-    if len(shape) == 3 and shape[2] in (1, 3, 4):
+    if len(shape) != 3:
+        return None, None
+    last, first = shape[2] in (1, 3, 4), shape[0] in (1, 3, 4)
+    if last and (not first or dtype == np.uint8):
         return shape[1], shape[0]
-    if len(shape) == 3 and shape[0] in (1, 3, 4):
+    if first:
         return shape[2], shape[1]
     return None, None
 
@@ -139,7 +147,7 @@ def _npy_size(shape):
 def _image_size(encoding, info, data):
     """``(width, height)`` from the header when it says, else by decoding; Nones if neither."""
     if encoding == "npy":
-        return _npy_size(_npy_shape(data)[0])
+        return _npy_size(*_npy_shape(data))
     if info is not None and info.width is not None and info.height is not None:
         return info.width, info.height
     cv2 = _cv2()
