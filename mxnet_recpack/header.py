@@ -22,6 +22,7 @@ __all__ = [
     "RecordHeader",
     "normalize_label",
     "pack_record",
+    "record_head",
     "unpack_record",
 ]
 
@@ -71,6 +72,21 @@ def normalize_label(label):
                            "of numbers" % (label, type(label).__name__))
 
 
+def record_head(label, key, id2=0):
+    """The header (and label vector) that :func:`pack_record` puts in front of the data."""
+    label = normalize_label(label)
+    key = int(key)
+    if not 0 <= key <= _MAX_KEY:
+        raise ImageEncodeError("key %d is out of range: record keys are integers in "
+                               "[0, 2**64)" % key)
+    if isinstance(label, float):
+        try:
+            return _HEADER.pack(0, label, key, id2)
+        except OverflowError as exc:
+            raise ImageEncodeError("label %r does not fit in a float32" % label) from exc
+    return _HEADER.pack(label.size, 0.0, key, id2) + label.astype("<f4").tobytes()
+
+
 def pack_record(label, key, data, id2=0):
     """Build an image record payload: header, optional label vector, then ``data``.
 
@@ -85,19 +101,7 @@ def pack_record(label, key, data, id2=0):
     data : bytes
         The encoded image (or any bytes).
     """
-    label = normalize_label(label)
-    key = int(key)
-    if not 0 <= key <= _MAX_KEY:
-        raise ImageEncodeError("key %d is out of range: record keys are integers in "
-                               "[0, 2**64)" % key)
-    if isinstance(label, float):
-        try:
-            head = _HEADER.pack(0, label, key, id2)
-        except OverflowError as exc:
-            raise ImageEncodeError("label %r does not fit in a float32" % label) from exc
-        return b"".join((head, data))
-    return b"".join((_HEADER.pack(label.size, 0.0, key, id2), label.astype("<f4").tobytes(),
-                     data))
+    return b"".join((record_head(label, key, id2), data))
 
 
 def unpack_record(payload, *, offset=None, path=None):

@@ -107,6 +107,11 @@ def _to_bgr(arr):
 
 
 def encode_image(image, encoding=".jpg", quality=95):
+    """Encode one image for a record; see :func:`encode_image_buffer`. Returns ``bytes``."""
+    return bytes(encode_image_buffer(image, encoding, quality))
+
+
+def encode_image_buffer(image, encoding=".jpg", quality=95):
     """Encode one image for a record.
 
     Parameters
@@ -121,10 +126,11 @@ def encode_image(image, encoding=".jpg", quality=95):
 
     Returns
     -------
-    bytes
+    bytes-like
+        ``bytes``, or the 1-D uint8 array OpenCV encoded into (no copy).
     """
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return bytes(image)
+        return image
     encoding = normalize_encoding(encoding)
     arr = as_numpy_image(image)
     if encoding == ".npy":
@@ -150,7 +156,7 @@ def encode_image(image, encoding=".jpg", quality=95):
     if not ok:
         raise ImageEncodeError("OpenCV could not encode an image of shape %s as %s"
                                % (arr.shape, encoding))
-    return buf.tobytes()
+    return buf.reshape(-1)
 
 
 def reduced_decode_factor(h, w, size, *, center_crop=False):

@@ -184,7 +184,7 @@ class PartialOutput:
         fd = self.rec.fileno()
         for start in range(0, len(frames), _IOV_MAX):
             chunk = frames[start:start + _IOV_MAX]
-            done, total = os.writev(fd, chunk), sum(len(f) for f in chunk)
+            done, total = os.writev(fd, chunk), sum(memoryview(f).nbytes for f in chunk)
             if done != total:  # a short write (rare on files): finish the rest
                 _write_all(fd, memoryview(b"".join(chunk))[done:])
             self._written += total

@@ -22,9 +22,9 @@ import traceback
 from . import fastpath
 from .errors import ImageEncodeError, OptionError
 from .fastpath import fast_item_getter
-from .header import pack_record
-from .images import encode_image, normalize_encoding
-from .recordio import encode_record
+from .header import record_head
+from .images import encode_image_buffer, normalize_encoding
+from .recordio import frame_buffers
 
 __all__ = ["RecordEncoder", "Failure", "resolve_item_info", "run_loader", "failure_limit"]
 
@@ -131,10 +131,10 @@ class RecordEncoder:
         return len(self.dataset)
 
     def encode_item(self, item, key):
-        """The item's record, framed: the writer only appends these bytes."""
+        """The item's record, framed, as a tuple of buffers the writer appends with writev."""
         image, label = _split_item(item)
-        return encode_record(pack_record(label, key,
-                                         encode_image(image, self.encoding, self.quality)))
+        return frame_buffers(record_head(label, key),
+                             encode_image_buffer(image, self.encoding, self.quality))
 
     def __getitem__(self, i):
         key = self.key(i)

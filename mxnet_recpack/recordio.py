@@ -24,6 +24,7 @@ __all__ = [
     "MAGIC",
     "MAX_RECORD_BYTES",
     "encode_record",
+    "frame_buffers",
     "RecordReader",
 ]
 
@@ -94,6 +95,22 @@ def _file_size(fileobj):
         return end
     except (AttributeError, OSError, io.UnsupportedOperation):
         return None
+
+
+def frame_buffers(head, data):
+    """The frames of the record ``head + data`` as a tuple of buffers, without joining them.
+
+    ``head`` (bytes, a multiple of 4 long: the image-record header) and ``data`` (any
+    bytes-like object, e.g. the array ``cv2.imencode`` returns) are written with one
+    ``os.writev`` as they are; the payload is copied only in the rare case where the magic
+    word must be split out (then the result is ``(encode_record(...),)``). Byte-identical to
+    ``encode_record(head + data)``.
+    """
+    size = len(head) + memoryview(data).nbytes
+    if size > MAX_RECORD_BYTES or len(head) % 4 or _aligned_magic_offsets(head) or \
+            _aligned_magic_offsets(data):
+        return (encode_record(bytes(head) + bytes(data)),)
+    return (_FRAME_HEAD.pack(MAGIC, size), head, data, _PAD[size & 3])
 
 
 class RecordReader:

@@ -191,15 +191,15 @@ class RecordFileWriter:
 
     def _append(self, key, frame):
         """Append one framed record (``encode_record``'s output) under ``key``."""
-        self._append_batch([(key, frame)])
+        self._append_batch([(key, (frame,))])
 
     def _append_batch(self, records):
-        """Append ``(key, frame)`` pairs with one write for the batch."""
+        """Append ``(key, frame buffers)`` pairs with one ``writev`` for the batch."""
         frames, lines, offset = [], [], self._offset
-        for key, frame in records:
-            frames.append(frame)
+        for key, buffers in records:
+            frames.extend(buffers)
             lines.append("%d\t%d\n" % (key, offset))
-            offset += len(frame)
+            offset += sum(memoryview(b).nbytes for b in buffers)
             self._keys.append(key)
             if key >= self._next_key:
                 self._next_key = key + 1
