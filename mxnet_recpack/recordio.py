@@ -158,30 +158,10 @@ class RecordReader:
         pos = offset
         first = True
         while True:
-            head = self._f.read(8)
-            if not head and first:
+            frame = self._frame_head(pos, first)
+            if frame is None:
                 return None
-            if len(head) != 8:
-                raise self._error("truncated frame header: expected 8 bytes, found %d (an "
-                                  "interrupted write?)" % len(head), pos)
-            magic, lrec = _FRAME_HEAD.unpack(head)
-            if magic != MAGIC:
-                raise self._error("bad magic word 0x%08x (expected 0x%08x): not a RecordIO "
-                                  "frame; the file is damaged or not a .rec file"
-                                  % (magic, MAGIC), pos)
-            cflag = lrec >> 29
-            length = lrec & _LENGTH_MASK
-            if first and cflag not in (0, 1):
-                raise self._error("continuation frame (cflag %d) where a record should start"
-                                  % cflag, pos)
-            if not first and cflag not in (2, 3):
-                raise self._error("frame with cflag %d inside a split record (expected a "
-                                  "continuation frame, cflag 2 or 3)" % cflag, pos)
-            padded = (length + 3) & ~3
-            if self.size is not None and pos + 8 + padded > self.size:
-                raise self._error("truncated frame: it declares %d payload bytes but only %d "
-                                  "bytes remain in the file (an interrupted write?)"
-                                  % (length, max(0, self.size - pos - 8)), pos)
+            cflag, length, padded = frame
             data = self._read_exact(padded, pos, "frame payload") if padded else b""
             parts.append(data[:length])
             pos += 8 + padded
@@ -189,6 +169,38 @@ class RecordReader:
                 return b"".join(parts), pos
             parts.append(MAGIC_BYTES)
             first = False
+
+    def _frame_head(self, pos, first):
+        """Read and check the 8-byte frame head at ``pos`` (the file is positioned there).
+
+        Returns ``(cflag, length, padded length)``, or None at a clean end of file where a
+        record would start.
+        """
+        head = self._f.read(8)
+        if not head and first:
+            return None
+        if len(head) != 8:
+            raise self._error("truncated frame header: expected 8 bytes, found %d (an "
+                              "interrupted write?)" % len(head), pos)
+        magic, lrec = _FRAME_HEAD.unpack(head)
+        if magic != MAGIC:
+            raise self._error("bad magic word 0x%08x (expected 0x%08x): not a RecordIO "
+                              "frame; the file is damaged or not a .rec file"
+                              % (magic, MAGIC), pos)
+        cflag = lrec >> 29
+        length = lrec & _LENGTH_MASK
+        if first and cflag not in (0, 1):
+            raise self._error("continuation frame (cflag %d) where a record should start"
+                              % cflag, pos)
+        if not first and cflag not in (2, 3):
+            raise self._error("frame with cflag %d inside a split record (expected a "
+                              "continuation frame, cflag 2 or 3)" % cflag, pos)
+        padded = (length + 3) & ~3
+        if self.size is not None and pos + 8 + padded > self.size:
+            raise self._error("truncated frame: it declares %d payload bytes but only %d "
+                              "bytes remain in the file (an interrupted write?)"
+                              % (length, max(0, self.size - pos - 8)), pos)
+        return cflag, length, padded
 
     def skip_next(self, offset):
         """Check the frames of the record at ``offset`` without reading its payload.
@@ -205,25 +217,11 @@ class RecordReader:
         first = True
         while True:
             self._f.seek(pos)
-            head = self._f.read(8)
-            if not head and first:
+            frame = self._frame_head(pos, first)
+            if frame is None:
                 return None
-            if len(head) != 8:
-                raise self._error("truncated frame header: expected 8 bytes, found %d (an "
-                                  "interrupted write?)" % len(head), pos)
-            magic, lrec = _FRAME_HEAD.unpack(head)
-            if magic != MAGIC:
-                raise self._error("bad magic word 0x%08x (expected 0x%08x)" % (magic, MAGIC),
-                                  pos)
-            cflag = lrec >> 29
-            if (first and cflag not in (0, 1)) or (not first and cflag not in (2, 3)):
-                raise self._error("unexpected continuation flag %d" % cflag, pos)
-            end = pos + 8 + (((lrec & _LENGTH_MASK) + 3) & ~3)
-            if self.size is not None and end > self.size:
-                raise self._error("truncated frame: it declares %d payload bytes but only %d "
-                                  "bytes remain in the file (an interrupted write?)"
-                                  % (lrec & _LENGTH_MASK, max(0, self.size - pos - 8)), pos)
-            pos = end
+            cflag, _, padded = frame
+            pos += 8 + padded
             if cflag in (0, 3):
                 return pos
             first = False

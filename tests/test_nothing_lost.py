@@ -127,6 +127,16 @@ def slow_job(tmp_path_factory):
     return str(root), rows
 
 
+def wait_for_partial(proc, partial, size, timeout=120):
+    """Wait until the running ``proc`` has written ``size`` bytes of partial output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if partial.exists() and partial.stat().st_size > size:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+
+
 def holders(path):
     """Pids of processes that have ``path`` open (Linux /proc)."""
     target, pids = os.path.realpath(path), []
@@ -162,12 +172,7 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path, slow_job):
     proc = subprocess.Popen(recpack_cmd("im2rec", "-q", *_flags(root), run / "data", root),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     partial = run / "data.rec.partial"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if partial.exists() and partial.stat().st_size > 6_000_000:
-            break
-        time.sleep(0.01)
-    assert proc.poll() is None, "the run finished before it could be killed"
+    wait_for_partial(proc, partial, 6_000_000)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # its DataLoader workers die with it at once (not after draining their queued batches):
@@ -195,11 +200,7 @@ def test_sigterm_keeps_partial_for_resume_and_refuses_other_options(tmp_path, sl
     proc = subprocess.Popen(recpack_cmd("im2rec", "-q", *_flags(root), tmp_path / "data", root),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     partial = tmp_path / "data.rec.partial"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if partial.exists() and partial.stat().st_size > 2_000_000:
-            break
-        time.sleep(0.01)
+    wait_for_partial(proc, partial, 2_000_000)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
