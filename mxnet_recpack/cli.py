@@ -157,6 +157,7 @@ def _run_im2rec(args):
                                 "--list %s ROOT`" % (os.path.basename(prefix), working_dir,
                                                      args.prefix))
     from .api import run_im2rec
+    from .writer import WriteSummary
     max_failures = args.max_failures
     if max_failures is not None and max_failures >= 1:
         max_failures = int(max_failures)
@@ -177,20 +178,10 @@ def _run_im2rec(args):
             progress.close()
         if not args.quiet:
             for summary in summaries:
-                print(_summary_line(summary))
+                print(WriteSummary(summary["path"], summary["written"], summary["failed"],
+                                   summary["bytes"], summary["seconds"],
+                                   summary["report_path"]).line())
     return 0
-
-
-def _summary_line(summary):
-    """``path: N records, X MB in T s (R images/s); skipped K bad image(s), listed in F``."""
-    seconds = summary["seconds"]
-    line = "%s: %d records, %.1f MB in %.1f s (%.0f images/s)" % (
-        summary["path"], summary["written"], summary["bytes"] / 1e6, seconds,
-        summary["written"] / seconds if seconds > 0 else 0)
-    if summary["failed"]:
-        line += "; skipped %d bad image(s), listed in %s" % (summary["failed"],
-                                                             summary["report_path"])
-    return line
 
 
 def _add_index(sub):

@@ -39,9 +39,8 @@ class ImageListDataset(ImageList, Dataset):
     __doc__ += ImageList.__doc__[ImageList.__doc__.index("    Parameters"):]
 
     def __getitem__(self, i):
-        if not self.decode:
-            return self.read_bytes(i), self.label(i)
-        return nd.array(self.read_image(i), dtype=np.uint8), self.label(i)
+        image, label = ImageList.__getitem__(self, i)
+        return (nd.array(image, dtype=np.uint8) if self.decode else image), label
 
 
 class ArrayDataset(Dataset):

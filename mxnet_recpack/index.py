@@ -136,25 +136,6 @@ class RecordFile:
         self._f.seek(0)
         return iter(self._reader)
 
-    def check_index(self):
-        """Check that the index lists exactly the records of the file, in order.
-
-        Raises
-        ------
-        IndexFormatError
-            Naming the first mismatch.
-        """
-        offsets = [self._offsets[k] for k in self.keys]
-        found = [off for off, _ in self.scan()]
-        if offsets != found:
-            for i, (a, b) in enumerate(zip(offsets, found)):
-                if a != b:
-                    raise IndexFormatError(
-                        "%s: entry %d (key %d) points at byte %d but record %d starts at byte "
-                        "%d" % (self.idx_path, i + 1, self.keys[i], a, i, b))
-            raise IndexFormatError("%s lists %d records but %s holds %d"
-                                   % (self.idx_path, len(offsets), self.path, len(found)))
-
     def __iter__(self):
         """Yield ``(key, RecordHeader, image bytes)`` in index order."""
         for key in self.keys:

@@ -50,9 +50,6 @@ class ListEntries:
         """The labels of entry ``i`` as a float32 array (one or more values)."""
         return self._label_values[self._label_starts[i]:self._label_starts[i + 1]]
 
-    def num_labels(self, i):
-        return int(self._label_starts[i + 1] - self._label_starts[i])
-
     def max_labels(self):
         if len(self) == 0:
             return 0

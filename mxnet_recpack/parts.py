@@ -83,9 +83,7 @@ class PartJob:
         with RecordFileWriter(self.path, **self.writer_options) as writer:
             summary = writer.write_dataset(self.dataset, positions=self.positions,
                                            progress=progress, run_info=self.run_info, **loader)
-        return {"path": self.path, "written": summary.written, "failed": summary.failed,
-                "bytes": summary.bytes, "seconds": summary.seconds,
-                "report_path": summary.report_path}
+        return summary.as_dict()
 
 
 def _client(dask):

@@ -98,18 +98,19 @@ class RecordEncoder:
     Parameters
     ----------
     dataset : gluon.data.Dataset
-    key_of : callable or None
-        Position -> record key; ``None`` means ``key_base + position``.
+    keys : numpy.ndarray or None
+        The record key of every dataset position (computed once, by the writer);
+        ``None`` means ``key_base + position``.
     key_base : int
     source_of : callable or None
     encoding, quality :
         See :func:`~mxnet_recpack.images.encode_image`.
     """
 
-    def __init__(self, dataset, *, key_of=None, key_base=0, source_of=None,
+    def __init__(self, dataset, *, keys=None, key_base=0, source_of=None,
                  encoding=".jpg", quality=95):
         self.dataset = dataset
-        self.key_of = key_of
+        self.keys = keys
         self.key_base = key_base
         self.source_of = source_of
         self.encoding = normalize_encoding(encoding)
@@ -125,7 +126,7 @@ class RecordEncoder:
             self._get = dataset.__getitem__
 
     def key(self, i):
-        return self.key_of(i) if self.key_of is not None else self.key_base + i
+        return int(self.keys[i]) if self.keys is not None else self.key_base + i
 
     def __len__(self):
         return len(self.dataset)
@@ -189,24 +190,21 @@ def _run_pool(encoder, num_workers, batch_size, thread_pool):
     if thread_pool:
         yield from _run_threads(encoder, num_workers, batches)
         return
-    else:
-        _POOL_ENCODER = encoder  # inherited by the forked workers
-        ctx = multiprocessing.get_context("fork")
-        with _forking():
-            pool = ctx.Pool(num_workers, initializer=_pool_init)
-        task = _pool_batch
+    _POOL_ENCODER = encoder  # inherited by the forked workers
+    with _forking():
+        pool = multiprocessing.get_context("fork").Pool(num_workers, initializer=_pool_init)
     try:
         pending = collections.deque()
         todo = iter(batches)
         for batch in todo:
-            pending.append(pool.apply_async(task, (batch,)))
+            pending.append(pool.apply_async(_pool_batch, (batch,)))
             if len(pending) >= 2 * num_workers:
                 break
         while pending:
             result = pending.popleft().get()
             nxt = next(todo, None)
             if nxt is not None:
-                pending.append(pool.apply_async(task, (nxt,)))
+                pending.append(pool.apply_async(_pool_batch, (nxt,)))
             yield result
     finally:
         pool.terminate()

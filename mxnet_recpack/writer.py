@@ -49,12 +49,19 @@ class WriteSummary:
                 % (self.path, self.written, self.failed, self.bytes, self.seconds))
 
     def line(self):
-        """A one-line human summary."""
-        text = "%s: wrote %d records (%.1f MB) in %.1f s, %.0f images/s" % (
-            self.path, self.written, self.bytes / 1e6, self.seconds, self.images_per_second)
+        """``path: N records, X MB in T s (R images/s); skipped K bad image(s), listed in F``."""
+        text = "%s: %d records, %.1f MB in %.1f s (%.0f images/s)" % (
+            self.path, self.written, self.bytes / 1e6, self.seconds,
+            self.written / self.seconds if self.seconds > 0 else 0)
         if self.failed:
-            text += "; skipped %d bad item(s), listed in %s" % (self.failed, self.report_path)
+            text += "; skipped %d bad image(s), listed in %s" % (self.failed, self.report_path)
         return text
+
+    def as_dict(self):
+        """The summary as a plain dict (``path``, ``written``, ``failed``, ``bytes``,
+        ``seconds``, ``report_path``), e.g. to send back from a Dask worker."""
+        return {"path": self.path, "written": self.written, "failed": self.failed,
+                "bytes": self.bytes, "seconds": self.seconds, "report_path": self.report_path}
 
 
 def _check_quality(quality):
@@ -307,8 +314,15 @@ class RecordFileWriter:
             keys = order.astype(np.uint64) + np.uint64(key_base)
         start = self._resume_position(keys, order) if self.resumed else 0
         self._check_new_keys(keys[start:])
-        encoder = RecordEncoder(dataset, key_of=key_of, key_base=key_base, source_of=source_of,
-                                encoding=self.encoding, quality=self.quality)
+        position_keys = keys  # looked up by the workers instead of walking the wrappers again
+        if key_of is not None and positions is not None:
+            position_keys = np.zeros(len(dataset), np.uint64)
+            position_keys[order] = keys
+        elif key_of is None:
+            position_keys = None
+        encoder = RecordEncoder(dataset, keys=position_keys, key_base=key_base,
+                                source_of=source_of, encoding=self.encoding,
+                                quality=self.quality)
         if start:
             log.info("%s: %d of %d items were done before the interruption; continuing",
                      self.path, start, total)

@@ -24,6 +24,20 @@ def run_all(commands, cwd=None, timeout=300):
     return results
 
 
+def read(path):
+    """A file's bytes."""
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def keys_of(rec):
+    """The keys of a .rec/.idx pair, in file order, as MXNet's MXIndexedRecordIO reads them."""
+    r = mxnet.recordio.MXIndexedRecordIO(str(rec)[:-4] + ".idx", str(rec), "r")
+    keys = list(r.keys)
+    r.close()
+    return keys
+
+
 def recpack_cmd(*args):
     """The recpack CLI as a subprocess command line (the installed console script's code)."""
     return [sys.executable, "-m", "mxnet_recpack"] + [str(a) for a in args]

@@ -10,15 +10,12 @@ import pytest
 from mxnet.gluon.data.vision import transforms as T
 
 import mxnet_recpack as rp
-from conftest import write_lst
+from conftest import read, write_lst
 from mxnet_recpack import fastpath
 from mxnet_recpack.images import BGR, decode_image, reduced_decode_factor
 from mxnet_recpack.sources import ImageList
 
 
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 @pytest.fixture(scope="module")

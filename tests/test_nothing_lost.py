@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from mxnet.gluon.data.vision import ImageRecordDataset
 
 import mxnet_recpack as rp
-from conftest import recpack_cmd, run_all, write_lst
+from conftest import keys_of, recpack_cmd, run_all, write_lst
 from mxnet_recpack.cli import main as recpack_main
 from mxnet_recpack.repair import rebuild_index, verify
 
@@ -31,11 +31,6 @@ def digest(*paths):
     return h.hexdigest()
 
 
-def keys_of(rec):
-    r = mx.recordio.MXIndexedRecordIO(rec[:-4] + ".idx", rec, "r")
-    keys = list(r.keys)
-    r.close()
-    return keys
 
 
 def count_with_image_record_iter(rec, shape=(3, 32, 32)):

@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 
 import mxnet_recpack as rp
-from conftest import recpack_cmd, run_all, write_lst
+from conftest import keys_of, read, recpack_cmd, run_all, write_lst
 from mxnet_recpack.cli import main as recpack_main
 
 
-def keys_of(rec):
-    r = mx.recordio.MXIndexedRecordIO(rec[:-4] + ".idx", rec, "r")
-    keys = list(r.keys)
-    r.close()
-    return keys
 
 
 def iter_count(rec):
@@ -25,9 +20,6 @@ def iter_count(rec):
     return sum(4 - b.pad for b in it)
 
 
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 @pytest.fixture(scope="module")
