@@ -24,6 +24,8 @@ DATASET_PARAMS = {
     "color": (1, "1 color, 0 gray, -1 unchanged (keeps alpha)"),
     "encoding": (".jpg", "'.jpg' or '.png'"),
     "inter_method": (1, "resize interpolation: 0-4 (OpenCV), 9 auto, 10 random"),
+    "reduced_decode": ("auto", "decode big JPEGs at 1/2-1/8 scale before resizing: 'auto' "
+                               "(area methods 3, 9 only), True, False"),
     "pass_through": (False, "store the files' bytes as they are, no decoding"),
     "pack_label": (False, "store every label of a multi-label line (else only the first)"),
     "num_thread": (1, "parallel readers/encoders (DataLoader worker processes)"),
@@ -66,6 +68,8 @@ def _check_params(params):
     need(out["encoding"] in (".jpg", ".png"), "encoding", "'.jpg' or '.png'")
     need(out["inter_method"] in INTER_METHODS and is_int(out["inter_method"]), "inter_method",
          "one of %s" % ", ".join("%d (%s)" % kv for kv in INTER_METHODS.items()))
+    need(out["reduced_decode"] in ("auto", True, False) and not is_int(out["reduced_decode"]),
+         "reduced_decode", "'auto', True or False")
     need(is_int(out["num_thread"]) and out["num_thread"] >= 1, "num_thread", "an integer >= 1")
     need(is_int(out["batch_size"]) and out["batch_size"] >= 1, "batch_size", "an integer >= 1")
     need(out["max_pixels"] is None or (is_int(out["max_pixels"]) and out["max_pixels"] > 0),
@@ -138,7 +142,8 @@ def run_im2rec(list_file, transforms=None, dataset_params=None, output_path=None
                     "label of each is stored, as im2rec.py does; pass pack_label=True "
                     "(--pack-label) to keep them all", list_file)
     run_info = {k: p[k] for k in ("root", "resize", "center_crop", "color", "inter_method",
-                                  "pass_through", "pack_label", "max_pixels", "nsplit")}
+                                  "reduced_decode", "pass_through", "pack_label", "max_pixels",
+                                  "nsplit")}
     run_info.update(list_file=list_file if is_url(list_file) else os.path.abspath(list_file),
                     transforms=re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transforms)))
     writer_options = {k: p[k] for k in ("encoding", "quality", "overwrite", "max_failures",
@@ -169,4 +174,5 @@ def _list_dataset(entries, p, gluon):
                storage_options=p["storage_options"],
                resize=0 if p["pass_through"] else p["resize"],
                center_crop=p["center_crop"] and not p["pass_through"],
-               inter_method=p["inter_method"], max_pixels=p["max_pixels"])
+               inter_method=p["inter_method"], reduced_decode=p["reduced_decode"],
+               max_pixels=p["max_pixels"])

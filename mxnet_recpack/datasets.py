@@ -22,7 +22,7 @@ class ImageListDataset(ImageList, Dataset):
     for gray), or the file's bytes with ``decode=False``. Parameters are those of
     :class:`~mxnet_recpack.sources.ImageList`: ``list_file``, ``root``, ``color``, ``decode``,
     ``pack_label``, ``allow_outside_root``, ``storage_options``, ``resize``, ``center_crop``,
-    ``inter_method``, ``max_pixels``.
+    ``inter_method``, ``reduced_decode``, ``max_pixels``.
 
     Keys (``record_keys``) are the list's index column, also through ``transform_first``,
     ``take`` and ``shard``. When written with ``to_recordio``, items without Gluon transforms

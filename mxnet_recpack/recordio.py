@@ -107,7 +107,8 @@ def frame_buffers(head, data):
     ``encode_record(head + data)``.
     """
     size = len(head) + memoryview(data).nbytes
-    if size > MAX_RECORD_BYTES or len(head) % 4 or _aligned_magic_offsets(head) or \
+    if size > MAX_RECORD_BYTES or len(head) % 4 or (MAGIC_BYTES in head and
+                                                    _aligned_magic_offsets(head)) or \
             _aligned_magic_offsets(data):
         return (encode_record(bytes(head) + bytes(data)),)
     return (_FRAME_HEAD.pack(MAGIC, size), head, data, _PAD[size & 3])

@@ -15,6 +15,7 @@ __all__ = [
     "is_url",
     "join",
     "read_bytes",
+    "read_local",
     "fsync_dir",
     "RemoteOutput",
 ]
@@ -51,8 +52,24 @@ def read_bytes(path, *, storage_options=None):
     if is_url(path):
         fs, p = _fs(path, storage_options)
         return fs.cat_file(p)
-    with open(path, "rb") as f:
-        return f.read()
+    return read_local(path)
+
+
+def read_local(path):
+    """The whole content of a local file: one open, fstat and read (no buffered file object,
+    a little cheaper per image than ``open(path, "rb").read()``)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)
+        if len(data) != size:  # a short read, or the file changed size: read on to the end
+            parts = [data]
+            while parts[-1]:
+                parts.append(os.read(fd, 1 << 20))
+            data = b"".join(parts)
+        return data
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path):

@@ -12,6 +12,7 @@ from mxnet.gluon.data.vision import transforms as T
 import mxnet_recpack as rp
 from conftest import read, write_lst
 from mxnet_recpack import fastpath
+from mxnet_recpack.errors import OptionError
 from mxnet_recpack.images import BGR, decode_image, reduced_decode_factor
 from mxnet_recpack.sources import ImageList
 
@@ -149,6 +150,40 @@ def test_reduced_decode_matches_full_decode_quality(camera, inter_method, center
         assert got.shape == reference.shape  # the same size as a full decode gives
         assert psnr(np.asarray(got), reference) >= 35
     assert used & {2, 4, 8}  # the fast path was taken
+
+
+def test_reduced_decode_on_with_bilinear_is_as_good_as_a_full_decode(camera):
+    """``reduced_decode=True`` with the default bilinear resize: the same sizes as im2rec.py's
+    full decode, and as close to a full decode + area resize as im2rec.py's own pixels."""
+    root, lst, files = camera
+    fast = ImageList(lst, root=root, resize=256, reduced_decode=True)
+    exact = ImageList(lst, root=root, resize=256)
+    ours, theirs = [], []
+    for i, rel in enumerate(files):
+        full = cv2.imread(os.path.join(root, rel), cv2.IMREAD_COLOR)
+        assert reduced_decode_factor(*full.shape[:2], 256) > 1  # the fast path is taken
+        h, w = full.shape[:2]
+        size = (256, h * 256 // w) if h > w else (w * 256 // h, 256)
+        reference = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
+        got, plain = fast.record_item(i)[0], exact.record_item(i)[0]
+        np.testing.assert_array_equal(np.asarray(plain), cv2.resize(full, size))
+        assert got.shape == plain.shape
+        ours.append(psnr(np.asarray(got), reference))
+        theirs.append(psnr(np.asarray(plain), reference))
+    assert min(ours) >= 34
+    assert np.mean(ours) >= np.mean(theirs) - 1.0
+
+
+def test_reduced_decode_off_keeps_full_decode_pixels(camera):
+    root, lst, files = camera
+    area = ImageList(lst, root=root, resize=256, inter_method=3, reduced_decode=False)
+    full = cv2.imread(os.path.join(root, files[0]), cv2.IMREAD_COLOR)
+    h, w = full.shape[:2]
+    size = (256, h * 256 // w) if h > w else (w * 256 // h, 256)
+    np.testing.assert_array_equal(np.asarray(area.record_item(0)[0]),
+                                  cv2.resize(full, size, interpolation=cv2.INTER_AREA))
+    with pytest.raises(OptionError, match="reduced_decode"):
+        ImageList(lst, root=root, reduced_decode=1)
 
 
 def test_reduced_decode_only_where_it_is_safe(camera, varied):
