@@ -44,8 +44,10 @@ def _aligned_magic_offsets(payload):
     times faster than ``bytes.find`` on image data.
     """
     words = np.frombuffer(payload, dtype="<u4", count=len(payload) // 4)
-    hits = np.flatnonzero(words == MAGIC)
-    return (hits * 4).tolist() if len(hits) else ()
+    found = words == MAGIC
+    if not found.any():
+        return ()
+    return (found.nonzero()[0] * 4).tolist()
 
 
 def encode_record(payload):
