@@ -51,7 +51,7 @@ class ImageList:
         when that still leaves at least twice ``resize`` pixels on the shorter edge, then
         resize with ``inter_method`` to the size a full decode would give. ``'auto'`` does it
         for the area methods 3 and 9 only, so every other method keeps ``im2rec.py``'s exact
-        pixels; ``True`` for every method (with the default bilinear: about 1.4x faster on
+        pixels; ``True`` for every method (with the default bilinear: about 1.6x faster on
         camera-size photos, as close to a full decode + area resize as ``im2rec.py``'s own
         output); ``False`` never.
     max_pixels : int or None, default 89478485
