@@ -1,5 +1,6 @@
 """Speed never costs correctness: every fast path against the plain path it replaces."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -172,6 +173,19 @@ def test_reduced_decode_on_with_bilinear_is_as_good_as_a_full_decode(camera):
         theirs.append(psnr(np.asarray(plain), reference))
     assert min(ours) >= 34
     assert np.mean(ours) >= np.mean(theirs) - 1.0
+
+
+def test_reduced_decode_flag_of_the_cli(camera, tmp_path):
+    root, lst, files = camera
+    from mxnet_recpack.cli import main as recpack_main
+    shutil.copy(lst, tmp_path / "c.lst")
+    assert recpack_main(["im2rec", "-q", "--resize", "256", "--reduced-decode", "on",
+                         "--encoding", ".png", str(tmp_path / "c"), root]) == 0
+    fast = ImageList(lst, root=root, resize=256, reduced_decode=True)
+    record = mx.recordio.MXIndexedRecordIO(str(tmp_path / "c.idx"), str(tmp_path / "c.rec"), "r")
+    for i in range(len(files)):
+        _, img = mx.recordio.unpack_img(record.read_idx(i))
+        np.testing.assert_array_equal(img, np.asarray(fast.record_item(i)[0]))
 
 
 def test_reduced_decode_off_keeps_full_decode_pixels(camera):
