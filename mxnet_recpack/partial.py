@@ -70,6 +70,28 @@ log = logging.getLogger(__name__)
 _IOV_MAX = 512  # well under every platform's IOV_MAX
 _WRITEBACK_STEP = 32 << 20
 _FADVISE = getattr(os, "posix_fadvise", None)
+
+
+def _copy_file(src, dst):
+    """Copy the open file ``src`` to the (empty) open file ``dst``: in the kernel with
+    ``copy_file_range`` where it works (on file systems with reflinks, such as XFS and btrfs,
+    it shares the blocks instead of copying them), else through a buffer."""
+    size = os.fstat(src.fileno()).st_size
+    copied = 0
+    if hasattr(os, "copy_file_range"):
+        try:
+            while copied < size:
+                n = os.copy_file_range(src.fileno(), dst.fileno(), size - copied,
+                                       copied, copied)
+                if n == 0:
+                    break
+                copied += n
+        except OSError:  # not supported here (another file system, an old kernel)
+            pass
+    src.seek(copied)
+    dst.seek(copied)
+    for block in iter(lambda: src.read(1 << 22), b""):
+        _write_all(dst.fileno(), memoryview(block))
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
 
 
@@ -143,9 +165,8 @@ class PartialOutput:
         self.rec = self._open_locked()
         self.rec.truncate(0)
         with open(self.path, "rb") as src:
-            for block in iter(lambda: src.read(1 << 22), b""):
-                _write_all(self.rec.fileno(), memoryview(block))
-        self.offset = self.rec.tell()
+            _copy_file(src, self.rec)
+        self.offset = self.rec.seek(0, os.SEEK_END)
         shutil.copyfile(self.idx_path, self.idx_tmp)
         self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
         self._drop(self.report_tmp)

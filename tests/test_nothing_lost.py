@@ -254,6 +254,27 @@ def test_failed_append_leaves_the_file_as_it_was(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a.idx", "a.rec"]
 
 
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_append_copies_the_existing_file_exactly(tmp_path, monkeypatch, kernel_copy):
+    """The existing records are copied in the kernel (copy_file_range), or through a buffer
+    where the file system refuses that; either way byte for byte."""
+    if not kernel_copy:
+        def refuse(*args):
+            raise OSError(18, "Invalid cross-device link")
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    rec = str(tmp_path / "a.rec")
+    rng = np.random.RandomState(5)
+    rp.ArrayDataset(rng.randint(0, 255, (40, 64, 64, 3)).astype(np.uint8)).to_recordio(
+        rec, encoding=".png")
+    before = open(rec, "rb").read()
+    with rp.RecordFileWriter(rec, append=True) as w:
+        w.write(np.ones((8, 8, 3), np.uint8), 1)
+    after = open(rec, "rb").read()
+    assert after[:len(before)] == before and len(after) > len(before)
+    assert keys_of(rec) == list(range(41))
+    assert verify(rec) == (41, [])
+
+
 def test_append_checks_the_existing_pair(tmp_path):
     rec = str(tmp_path / "a.rec")
     rp.ArrayDataset(np.zeros((3, 8, 8, 3), np.uint8)).to_recordio(rec)
