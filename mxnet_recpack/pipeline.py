@@ -122,9 +122,6 @@ class RecordEncoder:
         #: Items come from OpenCV/numpy code that releases the GIL (so threads can run them
         #: in parallel without any inter-process copying), not from arbitrary Python code.
         self.gil_free = self._get is not None
-        #: At most this many threads help (``None``: no limit); see ``record_item_threads``.
-        self.max_threads = getattr(dataset, "record_item_threads", None) \
-            if self._get is getattr(dataset, "record_item", None) else None
         if self._get is None:
             self._get = dataset.__getitem__
 
@@ -191,8 +188,7 @@ def _run_pool(encoder, num_workers, batch_size, thread_pool):
             yield [encoder[i] for i in batch]
         return
     if thread_pool:
-        limit = getattr(encoder, "max_threads", None)
-        yield from _run_threads(encoder, min(num_workers, limit or num_workers), batches)
+        yield from _run_threads(encoder, num_workers, batches)
         return
     _POOL_ENCODER = encoder  # inherited by the forked workers
     with _forking():

@@ -124,17 +124,6 @@ class ImageList:
     def __len__(self):
         return len(self._entries)
 
-    @property
-    def record_item_threads(self):
-        """How many threads can usefully run :meth:`record_item` at once (``None``: any).
-
-        Pass-through from local files is 1: reading a file and checking its header is mostly
-        Python under the GIL, so a second reader thread only contends with the first and with
-        the writer (measured: one reader is 1.4x faster than two). Decoding releases the GIL,
-        and remote reads wait on the network: those take any number.
-        """
-        return 1 if not self.decode and self._local_root is not None else None
-
     def label(self, i):
         """Item ``i``'s label: a float, or a float32 vector when the line has several."""
         labels = self._entries.labels(i)

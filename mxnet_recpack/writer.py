@@ -77,7 +77,6 @@ class _Subset:
         self.encoder = encoder
         self.dataset = encoder.dataset
         self.gil_free = encoder.gil_free
-        self.max_threads = encoder.max_threads
         self.order = order
 
     def __len__(self):
