@@ -68,7 +68,7 @@ def _check_params(params):
     need(out["encoding"] in (".jpg", ".png"), "encoding", "'.jpg' or '.png'")
     need(out["inter_method"] in INTER_METHODS and is_int(out["inter_method"]), "inter_method",
          "one of %s" % ", ".join("%d (%s)" % kv for kv in INTER_METHODS.items()))
-    need(out["reduced_decode"] in ("auto", True, False) and not is_int(out["reduced_decode"]),
+    need(out["reduced_decode"] == "auto" or isinstance(out["reduced_decode"], bool),
          "reduced_decode", "'auto', True or False")
     need(is_int(out["num_thread"]) and out["num_thread"] >= 1, "num_thread", "an integer >= 1")
     need(is_int(out["batch_size"]) and out["batch_size"] >= 1, "batch_size", "an integer >= 1")

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 _IOV_MAX = 512  # well under every platform's IOV_MAX
 _WRITEBACK_STEP = 32 << 20
 _FADVISE = getattr(os, "posix_fadvise", None)
+_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
 
 
 def _copy_file(src, dst):
@@ -92,7 +93,6 @@ def _copy_file(src, dst):
     dst.seek(copied)
     for block in iter(lambda: src.read(1 << 22), b""):
         _write_all(dst.fileno(), memoryview(block))
-_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
 
 
 def report_path_for(rec_path):

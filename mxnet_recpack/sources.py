@@ -6,14 +6,12 @@ images stay in OpenCV's BGR order from decode to encode (:class:`~mxnet_recpack.
 only :meth:`ImageList.read_image`, which users and Gluon transforms see, returns RGB.
 """
 
-import os
-
 from .errors import BadImageError, OptionError
 from .images import (BGR, center_crop_square, decode_image, reduced_decode_factor,
                      resize_short_edge, resolve_inter_method)
 from .lists import ListEntries, parse_list
 from .probe import DEFAULT_MAX_PIXELS, check_image_bytes
-from .storage import is_url, join, read_bytes, read_local
+from .storage import join, read_bytes
 
 __all__ = ["ImageList"]
 
@@ -92,8 +90,6 @@ class ImageList:
                                        storage_options=storage_options)
         self.list_file = self._entries.source
         self.root = root
-        # local roots skip the URL checks per image
-        self._local_root = None if is_url(root) else os.fspath(root)
         self.color = color
         self.decode = decode
         self.pack_label = pack_label
@@ -117,8 +113,6 @@ class ImageList:
 
     def record_source(self, i):
         """The image path of item ``i`` (for failure reports)."""
-        if self._local_root is not None:
-            return os.path.join(self._local_root, self._entries.path(i))
         return join(self.root, self._entries.path(i))
 
     def __len__(self):
@@ -134,8 +128,7 @@ class ImageList:
     def _read_checked(self, i):
         path = self.record_source(i)
         try:
-            data = read_local(path) if self._local_root is not None else \
-                read_bytes(path, storage_options=self.storage_options)
+            data = read_bytes(path, storage_options=self.storage_options)
         except FileNotFoundError:
             raise FileNotFoundError("image file not found: %s" % path) from None
         except IsADirectoryError:

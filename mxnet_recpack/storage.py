@@ -15,7 +15,6 @@ __all__ = [
     "is_url",
     "join",
     "read_bytes",
-    "read_local",
     "fsync_dir",
     "RemoteOutput",
 ]
@@ -52,10 +51,10 @@ def read_bytes(path, *, storage_options=None):
     if is_url(path):
         fs, p = _fs(path, storage_options)
         return fs.cat_file(p)
-    return read_local(path)
+    return _read_local(path)
 
 
-def read_local(path):
+def _read_local(path):
     """The whole content of a local file: one open, fstat and read (no buffered file object,
     a little cheaper per image than ``open(path, "rb").read()``)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
