@@ -1,25 +1,27 @@
-"""mxnet_recpack: turn image datasets into MXNet RecordIO (``.rec`` + ``.idx``) files.
+"""mxnet_recpack: make, check and read MXNet RecordIO (``.rec`` + ``.idx``) files.
 
-Importing this package is cheap (it does not import mxnet) and gives every Gluon ``Dataset`` a
-``to_recordio(path, ...)`` method. The Gluon-side names (``ImageListDataset``, ``ArrayDataset``)
-import mxnet when first used.
+Importing this package is cheap and never imports mxnet. With MXNet installed, every Gluon
+``Dataset`` gains a ``to_recordio(path, ...)`` method and the Gluon names (``ImageListDataset``,
+``ArrayDataset``) work; without it they raise an error saying how to install it, and everything
+else (the ``recpack`` command, ``im2rec``, ``RecordFileWriter``, ``ImageList``) works as is.
+
+The layers, bottom up: ``errors``, ``options``; ``format`` (bytes), ``storage`` (where bytes
+live); ``images`` (pixels); ``sources`` (where items come from); ``pipeline`` (workers, the one
+writer, the job runner); the front doors (``im2rec``, ``ops``, ``inspection``, ``cli``); and
+``gluon`` on top, the only place that imports mxnet.
 """
 
 from ._version import __version__
-from .errors import (BadImageError, ImageEncodeError, IndexFormatError, ListFormatError, OptionError,
-                     OutputExistsError, RecordFormatError, RecpackError, TooManyFailuresError)
-from .api import im2rec
-from .discover import make_list
-from .gluon import install as _install, to_recordio
-from .header import RecordHeader, pack_record, unpack_record
-from .index import RecordFile, read_index
-from .recordio import RecordReader, encode_record
-from .writer import RecordFileWriter, WriteSummary
+from .errors import (BadImageError, ImageEncodeError, IndexFormatError, ListFormatError,
+                     MissingDependencyError, OptionError, OutputExistsError, RecordFormatError,
+                     RecpackError, TooManyFailuresError, WorkerError)
+from .gluon import gluon_name as _gluon_name, install as _install
 
 __all__ = [
     "__version__",
     "RecordFileWriter",
     "WriteSummary",
+    "ImageList",
     "ImageListDataset",
     "ArrayDataset",
     "RecordFile",
@@ -32,6 +34,8 @@ __all__ = [
     "to_recordio",
     "im2rec",
     "make_list",
+    "verify",
+    "rebuild_index",
     "RecpackError",
     "RecordFormatError",
     "IndexFormatError",
@@ -41,27 +45,51 @@ __all__ = [
     "TooManyFailuresError",
     "OutputExistsError",
     "BadImageError",
+    "WorkerError",
+    "MissingDependencyError",
 ]
 
+#: Names resolved on first use, so ``import mxnet_recpack`` stays cheap: where each lives. The
+#: Gluon classes import mxnet then (or give a stand-in that explains how to install it).
 _LAZY = {
-    "ImageListDataset": "datasets",
-    "ArrayDataset": "datasets",
+    "RecordFileWriter": ("pipeline.writer", "RecordFileWriter"),
+    "WriteSummary": ("pipeline.summary", "WriteSummary"),
+    "ImageList": ("sources.image_list", "ImageList"),
+    "RecordFile": ("format.reader", "RecordFile"),
+    "RecordReader": ("format.framing", "RecordReader"),
+    "encode_record": ("format.framing", "encode_record"),
+    "RecordHeader": ("format.header", "RecordHeader"),
+    "pack_record": ("format.header", "pack_record"),
+    "unpack_record": ("format.header", "unpack_record"),
+    "read_index": ("format.index", "read_index"),
+    "to_recordio": ("gluon.patch", "to_recordio"),
+    "im2rec": ("pack", "im2rec"),
+    "make_list": ("sources.discover", "make_list"),
+    "verify": ("ops.verify", "verify"),
+    "rebuild_index": ("ops.index", "rebuild_index"),
 }
+_GLUON = ("ImageListDataset", "ArrayDataset")
+
+#: Subpackages and modules reachable as attributes (``mxnet_recpack.samples``).
+_SUBMODULES = {"cli", "errors", "format", "gluon", "images", "inspection", "ops", "pack",
+               "options", "pipeline", "samples", "sources", "storage", "demo"}
 
 
-_SUBMODULES = {"api", "cli", "datasets", "discover", "errors", "fastpath", "gluon", "header",
-               "images", "index", "inspection", "lists", "parts", "pipeline", "probe",
-               "recordio", "repair", "samples", "sources", "storage", "writer"}
+def _import(name):
+    import importlib
+    return importlib.import_module("." + name, __name__)
 
 
 def __getattr__(name):
-    import importlib
-    if name in _SUBMODULES:  # mxnet_recpack.samples etc. without an explicit import
-        return importlib.import_module("." + name, __name__)
-    module = _LAZY.get(name)
-    if module is None:
+    if name in _SUBMODULES:
+        return _import(name)
+    if name in _GLUON:
+        value = _gluon_name(name)
+    elif name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(_import(module), attr)
+    else:
         raise AttributeError("module 'mxnet_recpack' has no attribute %r" % name)
-    value = getattr(importlib.import_module("." + module, __name__), name)
     globals()[name] = value
     return value
 

@@ -17,7 +17,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log = logging.getLogger("demo")
 
-    from .discover import make_list
+    from .sources.discover import make_list
     from .samples import make_image_folder
 
     images = os.path.join(out, "images")

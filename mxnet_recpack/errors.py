@@ -15,6 +15,8 @@ __all__ = [
     "TooManyFailuresError",
     "OutputExistsError",
     "BadImageError",
+    "WorkerError",
+    "MissingDependencyError",
 ]
 
 
@@ -87,3 +89,13 @@ class BadImageError(RecpackError, OSError):
 
     Raised per item by the datasets; the writer skips the item and lists it in the report.
     """
+
+
+class WorkerError(RecpackError, RuntimeError):
+    """A worker died (killed, out of memory) or stopped answering; the message names the items
+    it held. Nothing is written at the final path."""
+
+
+class MissingDependencyError(RecpackError, ImportError):
+    """A feature needs a package that is not installed (or does not import); the message says
+    which, and how to install it."""

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mxnet_recpack import (IndexFormatError, RecordFile, RecordFormatError, RecordReader,
                            encode_record, pack_record, read_index, unpack_record)
-from mxnet_recpack.index import format_index_line, index_path_for
-from mxnet_recpack.recordio import MAGIC_BYTES
+from mxnet_recpack.format.index import format_index_line
+from mxnet_recpack.format.names import index_path_for
+from mxnet_recpack.format.framing import MAGIC_BYTES
 
 _SETTINGS = settings(max_examples=60, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -189,7 +190,7 @@ def test_record_file_random_access_and_index_check(tmp_path):
         assert rf.keys == [7, 3]
         header, body = rf.read_image(3)
         assert bytes(body) == b"two" and list(header.label) == [1, 2]
-    from mxnet_recpack.repair import check_pair
+    from mxnet_recpack.format.checks import check_pair
     assert check_pair(str(tmp_path / "a.rec")) == [(7, 0), (3, int(idx_text.split()[3]))]
     (tmp_path / "a.idx").write_text(idx_text.splitlines()[0] + "\n")
     with pytest.raises(RecordFormatError, match=r"\d+ bytes follow the last indexed record"):
@@ -219,8 +220,8 @@ def test_missing_index_says_how_to_rebuild(tmp_path):
        key=st.integers(0, 2 ** 40))
 def test_frame_buffers_equal_encode_record(labels, data, key):
     """The writer's zero-copy frames are byte-identical to the joined ones, magic words too."""
-    from mxnet_recpack.header import record_head
-    from mxnet_recpack.recordio import frame_buffers
+    from mxnet_recpack.format.header import record_head
+    from mxnet_recpack.format.framing import frame_buffers
     head = record_head(labels if labels else 1.5, key)
     for blob in (data, np.frombuffer(data, np.uint8)):
         assert b"".join(bytes(memoryview(b)) for b in frame_buffers(head, blob)) == \

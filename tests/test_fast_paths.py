@@ -12,10 +12,11 @@ from mxnet.gluon.data.vision import transforms as T
 
 import mxnet_recpack as rp
 from conftest import read, write_lst
-from mxnet_recpack import fastpath
+from mxnet_recpack.gluon import fastpath
 from mxnet_recpack.errors import OptionError
-from mxnet_recpack.images import BGR, decode_image, reduced_decode_factor
-from mxnet_recpack.sources import ImageList
+from mxnet_recpack.images.codec import BGR, decode_image, encode_image
+from mxnet_recpack.images.transform import center_crop_square, reduced_decode_factor
+from mxnet_recpack.sources.image_list import ImageList
 
 
 
@@ -82,7 +83,7 @@ def test_bgr_pipeline_matches_rgb_items(varied):
         bgr, label = src.record_item(i)
         rgb, label2 = src[i]
         assert isinstance(bgr, BGR) and label == label2
-        assert rp.images.encode_image(bgr, ".png") == rp.images.encode_image(rgb, ".png")
+        assert encode_image(bgr, ".png", 9) == encode_image(rgb, ".png", 9)
 
 
 def test_plain_pool_and_dataloader_give_the_same_bytes(tmp_path, varied):
@@ -143,7 +144,7 @@ def test_reduced_decode_matches_full_decode_quality(camera, inter_method, center
         factor = reduced_decode_factor(*full.shape[:2], 256, center_crop=center_crop)
         used.add(factor)
         if center_crop:
-            full = rp.images.center_crop_square(full)
+            full = center_crop_square(full)
         h, w = full.shape[:2]
         size = (256, h * 256 // w) if h > w else (w * 256 // h, 256)
         reference = cv2.resize(full, size, interpolation=cv2.INTER_AREA)

@@ -162,7 +162,7 @@ def test_python_api_applies_gluon_transforms_after_preprocessing(folder, tmp_pat
 @pytest.mark.parametrize("params, message", [
     ({"rezise": 3}, r"unknown dataset_params key\(s\) 'rezise'; valid keys: .*resize"),
     ({"color": 2}, r"dataset_params\['color'\] = 2 is not valid; expected 1, 0 or -1"),
-    ({"encoding": ".bmp"}, r"expected '.jpg' or '.png'"),
+    ({"encoding": ".bmp"}, r"expected '.jpg', '.png' or '.npy'"),
     ({"inter_method": 7}, r"expected one of 0 \(nearest\)"),
     ({"num_thread": 0}, r"num_thread.*an integer >= 1"),
     ({"resize": -1}, r"resize.*an integer >= 0"),

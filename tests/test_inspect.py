@@ -12,7 +12,7 @@ import pytest
 import mxnet_recpack as rp
 from conftest import recpack_cmd, write_lst
 from mxnet_recpack import ArrayDataset, RecordFileWriter
-from mxnet_recpack.cli_inspect import add_extract, add_inspect
+from mxnet_recpack.cli.inspect import add_extract, add_inspect
 from mxnet_recpack.errors import (OptionError, OutputExistsError, RecordFormatError,
                                   RecpackError)
 from mxnet_recpack.inspection import (SHEET_GAP, SHEET_LABEL_HEIGHT, contact_sheet, extract,

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mxnet_recpack.discover import list_images, make_list
+from mxnet_recpack.sources.discover import list_images, make_list
 from mxnet_recpack.errors import OptionError
 
 from conftest import IM2REC
@@ -131,7 +131,7 @@ def test_list_images(image_root):
 def test_no_image_writes_empty_lists_and_warns(tmp_path, caplog):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "notes.txt").write_text("x")
-    with caplog.at_level(logging.WARNING, logger="mxnet_recpack.discover"):
+    with caplog.at_level(logging.WARNING, logger="mxnet_recpack.sources.discover"):
         written = make_list(str(tmp_path / "imgs"), str(tmp_path / "out"), train_ratio=0.5)
     assert [os.path.basename(p) for p in written] == ["out_val.lst", "out_train.lst"]
     assert all(os.path.getsize(p) == 0 for p in written)
@@ -139,14 +139,16 @@ def test_no_image_writes_empty_lists_and_warns(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(chunks=0), OptionError, r"chunks must be an integer of at least 1, got 0"),
-    (dict(chunks=2.5), OptionError, r"chunks must be an integer"),
-    (dict(train_ratio=1.5), OptionError, r"train_ratio must be a number between 0 and 1"),
-    (dict(test_ratio=-0.1), OptionError, r"test_ratio must be a number between 0 and 1"),
-    (dict(train_ratio=float("nan")), OptionError, r"train_ratio must be a number between 0 and 1"),
+    (dict(chunks=0), OptionError, r"chunks = 0 is not valid; expected an integer >= 1"),
+    (dict(chunks=2.5), OptionError, r"chunks = 2.5 is not valid; expected an integer"),
+    (dict(train_ratio=1.5), OptionError, r"train_ratio = 1.5 is not valid; expected a number "
+                                         r"in \[0, 1\]"),
+    (dict(test_ratio=-0.1), OptionError, r"test_ratio = -0.1 is not valid; expected a number "
+                                         r"in \[0, 1\]"),
+    (dict(train_ratio=float("nan")), OptionError, r"train_ratio = nan is not valid"),
     (dict(train_ratio=0.9, test_ratio=0.2), OptionError, r"train_ratio \+ test_ratio must be at "
                                                          r"most 1"),
-    (dict(exts=()), OptionError, r"exts must be a non-empty sequence"),
+    (dict(exts=()), OptionError, r"exts = \(\) is not valid; expected a non-empty sequence"),
     (dict(root="missing"), FileNotFoundError, r"image root folder .*missing.* does not exist"),
     (dict(root="file.txt"), NotADirectoryError, r"is not a folder"),
     (dict(prefix="nodir/data"), FileNotFoundError, r"output folder .*nodir.* does not exist"),

@@ -20,7 +20,7 @@ from mxnet.gluon.data.vision import ImageRecordDataset
 import mxnet_recpack as rp
 from conftest import keys_of, recpack_cmd, run_all, write_lst
 from mxnet_recpack.cli import main as recpack_main
-from mxnet_recpack.repair import rebuild_index, verify
+from mxnet_recpack import rebuild_index, verify
 
 
 def digest(*paths):
@@ -299,7 +299,7 @@ def test_index_rebuild_is_identical_to_the_writers(tmp_path, photos):
     with rp.RecordFileWriter(rec) as w:
         for key, (_, p) in zip((9, 4, 100), photos):
             w.write(p[:30, :30], key, key=key)
-        w.write(rp.recordio.MAGIC_BYTES * 3 + b"\0", 1, key=7)  # split into continuation frames
+        w.write(rp.format.MAGIC_BYTES * 3 + b"\0", 1, key=7)  # split into continuation frames
     made = open(rec[:-4] + ".idx").read()
     os.remove(rec[:-4] + ".idx")
     assert recpack_main(["index", "-q", rec]) == 0

@@ -61,7 +61,7 @@ def test_parts_are_complete_disjoint_and_identical_when_written_alone(tmp_path, 
     for path in full:
         keys = keys_of(path)
         assert iter_count(path) == len(keys)
-        assert rp.repair.verify(path) == (len(keys), [])
+        assert rp.verify(path) == (len(keys), [])
         union += keys
     assert union == [k for k, _, _ in rows]  # every record once, in list order
     alone = rp.im2rec(lst, None, {"root": root, "nsplit": 4, "part": 2, "resize": 40},
@@ -92,7 +92,7 @@ def test_generic_dataset_parts(tmp_path, photos):
     assert sum((keys_of(p) for p in parts), []) == keys_of(whole) == list(range(len(photos)))
     one = ds.to_recordio(str(tmp_path / "one.rec"), nsplit=3, part=1)
     assert read(one) == read(parts[1])
-    with pytest.raises(rp.OptionError, match=r"part must be an integer in \[0, nsplit\)"):
+    with pytest.raises(rp.OptionError, match=r"part = 5 is not valid; expected an integer in \[0, nsplit\)"):
         ds.to_recordio(str(tmp_path / "bad.rec"), nsplit=3, part=5)
 
 
@@ -187,12 +187,12 @@ def test_dask_scheduler_address_failures_and_gluon_transforms(tmp_path, photos_l
     bad.write_text(read(lst).decode() + "999\t0\tmissing.jpg\n")
     address = dask_client.scheduler.address
     assert address.startswith("tcp://127.0.0.1:")
-    summaries = rp.api.run_im2rec(str(bad), transforms.CenterCrop(32),
+    summaries = rp.pack.run_im2rec(str(bad), transforms.CenterCrop(32),
                                   {"root": root, "nsplit": 2, "dask": address},
                                   str(tmp_path / "t"))
-    assert sum(s["written"] for s in summaries) == len(rows)
-    assert [s["failed"] for s in summaries] == [0, 1]
-    report = summaries[1]["report_path"]
+    assert sum(s.written for s in summaries) == len(rows)
+    assert [s.failed for s in summaries] == [0, 1]
+    report = summaries[1].report_path
     assert "missing.jpg" in open(report).read()
     code, out, err = run_all([recpack_cmd("im2rec", "--nsplit", "2", "--dask", address,
                                           tmp_path / "data", root)])[0]

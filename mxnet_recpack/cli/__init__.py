@@ -1,0 +1,75 @@
+"""The ``recpack`` command (and ``im2rec``, which is exactly ``recpack im2rec``).
+
+The CLI owns the terminal: a progress bar on a TTY, a one-line summary, errors as one line on
+stderr with a non-zero exit status. The library underneath only logs. One module per group of
+subcommands: ``im2rec``, ``records`` (index, verify), ``inspect`` (inspect, extract).
+"""
+
+import argparse
+import logging
+import signal
+import sys
+
+from .._version import __version__
+from ..errors import RecpackError
+from .im2rec import add_im2rec
+from .inspect import add_extract, add_inspect
+from .records import add_index, add_verify
+
+__all__ = ["main", "im2rec_main", "build_parser"]
+
+log = logging.getLogger("mxnet_recpack")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="recpack", description="Turn image datasets into MXNet RecordIO (.rec/.idx) files.")
+    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="log progress details (and show tracebacks of internal errors)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in (add_im2rec, add_index, add_verify, add_inspect, add_extract):
+        add(sub)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``recpack``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="recpack: %(levelname)s: %(message)s")
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return args.func(args)
+    except (RecpackError, OSError) as exc:
+        print("recpack: error: %s" % exc, file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and exc.code != 143:
+            raise
+        print("recpack: interrupted; nothing was written at the final paths (continue with "
+              "--resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - anything else: one line, not a traceback
+        if args.verbose:
+            log.exception("internal error")
+        print("recpack: internal error: %s: %s (this is a bug in recpack: please report it "
+              "with the output of --verbose)" % (type(exc).__name__, exc), file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    """SIGTERM: unwind like Ctrl-C, so partial output is kept for --resume."""
+    raise SystemExit(143)
+
+
+def im2rec_main(argv=None):
+    """Entry point of the ``im2rec`` script: ``recpack im2rec`` with the same arguments."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["--version"],):
+        return main(argv)
+    return main(["im2rec"] + argv)

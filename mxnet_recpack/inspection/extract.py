@@ -1,0 +1,99 @@
+"""``extract``: write every stored image back out as a file, with an im2rec ``.lst`` that
+``recpack im2rec --pass-through`` packs into the same ``.rec``/``.idx`` bytes again."""
+
+import logging
+import os
+
+import numpy as np
+
+from ..errors import OutputExistsError
+from ..format.names import stem
+from ..images.encodings import extension
+from .common import encoding_of, open_records, records
+
+__all__ = ["extract"]
+
+log = logging.getLogger(__name__)
+
+
+def _label_text(value):
+    """A label as im2rec.py writes it (``'%f'``), or with 9 significant digits when ``'%f'``
+    would change the float32 value (tiny or very precise labels), so a round trip is exact."""
+    text = "%f" % value
+    if np.float32(float(text)) != np.float32(value) and not np.isnan(value):
+        text = "%.9g" % value
+    return text
+
+
+def extract(rec_path, out_dir, *, idx_path=None, overwrite=False):
+    """Write every stored image back out as a file, with an im2rec ``.lst`` describing them.
+
+    Images go to ``out_dir/<key>.<ext>`` (``.jpg``, ``.png``, ``.npy`` or ``.bin`` from the
+    bytes' format), byte for byte as stored. The list, ``out_dir/<name>.lst`` for
+    ``<name>.rec``, has one ``key<TAB>label[<TAB>label...]<TAB>file`` line per record in
+    record order, labels written with ``'%f'`` as im2rec.py does (vector labels as several
+    columns). So ``recpack im2rec --pass-through [--pack-label] OUT_DIR/<name> OUT_DIR``
+    rebuilds the same ``.rec`` and ``.idx`` bytes for a file made by pass-through of JPEG/PNG
+    files (header ``id2`` is not kept, and a one-element vector label comes back as a scalar).
+
+    Parameters
+    ----------
+    rec_path : str or os.PathLike
+        The ``.rec`` file.
+    out_dir : str or os.PathLike
+        Created if missing; must be empty unless ``overwrite``.
+    idx_path : str, optional
+        See :func:`inspect_file`.
+    overwrite : bool, default False
+        Write into a non-empty folder, replacing files of the same names (others are kept).
+
+    Returns
+    -------
+    str
+        The path of the ``.lst`` written.
+
+    Raises
+    ------
+    OutputExistsError
+        When ``out_dir`` is not empty and ``overwrite`` is False.
+    RecordFormatError
+        Without an index, when two records have the same header id.
+    """
+    out_dir = os.fspath(out_dir)
+    rec_path = os.fspath(rec_path)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise OutputExistsError("%s exists and is not a folder; give a new or empty folder to "
+                                "extract into" % out_dir)
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+        raise OutputExistsError("%s is not empty; extract into a new or empty folder, or pass "
+                                "overwrite=True (CLI: --overwrite) to write into it anyway"
+                                % out_dir)
+    rf, _ = open_records(rec_path, idx_path)  # before creating anything: a missing .rec makes no folder
+    os.makedirs(out_dir, exist_ok=True)
+    name = os.path.basename(rec_path)
+    lst_path = os.path.join(out_dir, stem(name) + ".lst")
+    lines = []
+    flag_one = 0
+    with rf:
+        for key, header, data in records(rf):
+            encoding, _ = encoding_of(data)
+            filename = "%d%s" % (key, extension(encoding))
+            with open(os.path.join(out_dir, filename), "wb") as f:
+                f.write(data)
+            if header.flag == 0:
+                labels = [float(header.label)]
+            else:
+                labels = [float(v) for v in header.label]
+                flag_one += header.flag == 1
+            lines.append("%d\t%s\t%s\n" % (key, "\t".join(_label_text(v) for v in labels),
+                                           filename))
+    tmp = lst_path + ".partial"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(lines)
+    os.replace(tmp, lst_path)
+    if flag_one:
+        log.warning("%s: %d record(s) have a one-element vector label (flag 1); the list holds "
+                    "it as a single label, which im2rec stores as a scalar (flag 0)",
+                    lst_path, flag_one)
+    log.info("%s: extracted %d images from %s", lst_path, len(lines), rec_path)
+    return lst_path

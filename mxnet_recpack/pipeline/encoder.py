@@ -1,0 +1,150 @@
+"""The worker-side function: a dataset position in, a framed record (or a failure) out.
+
+Each worker reads an item, applies the dataset's transforms, encodes the image and frames the
+record, so what crosses the process boundary is a few kilobytes of bytes per item, never pixels.
+An item that raises is not fatal here: it comes back as a :class:`Failure` for the writer to
+count against ``max_failures``.
+"""
+
+import logging
+import traceback
+
+from ..errors import ImageEncodeError
+from ..format.framing import frame_buffers
+from ..format.header import record_head
+from ..images.codec import ImageEncoder
+from . import adapters
+
+__all__ = ["RecordEncoder", "Subset", "Failure", "item_info"]
+
+log = logging.getLogger(__name__)
+
+
+class Failure(dict):
+    """One item that could not be stored: ``index``, ``key``, ``source``, ``error``, ``message``."""
+
+
+def item_info(dataset):
+    """``(key_of, source_of)`` for a dataset, each ``None`` when it has none.
+
+    A dataset that defines ``record_keys`` (a sequence, one key per item) gives its own keys,
+    also through a framework's lazy wrappers (Gluon's ``transform_first``/``take``/``shard``);
+    ``record_source(i)`` names an item (a path) in failure reports.
+    """
+    adapter = adapters.for_dataset(dataset)
+    probe_base, _ = adapter.unwrap(dataset, 0) if len(dataset) else (dataset, 0)
+    keys = getattr(probe_base, "record_keys", None)
+    source = getattr(probe_base, "record_source", None)
+
+    def key_of(i):
+        base, j = adapter.unwrap(dataset, i)
+        return int(base.record_keys[j])
+
+    def source_of(i):
+        base, j = adapter.unwrap(dataset, i)
+        return base.record_source(j)
+
+    return (key_of if keys is not None else None), (source_of if callable(source) else None)
+
+
+def _split_item(item):
+    if isinstance(item, (tuple, list)):
+        if len(item) == 2:
+            return item[0], item[1]
+        if len(item) == 1:
+            return item[0], 0.0
+        raise ImageEncodeError(
+            "dataset items have %d elements; expected (image, label). Map them first, e.g. "
+            "dataset.transform(lambda img, label, *rest: (img, label))" % len(item))
+    return item, 0.0
+
+
+class RecordEncoder:
+    """Picklable worker-side function: dataset position -> (key, framed record | Failure).
+
+    Parameters
+    ----------
+    dataset : sequence of (image, label)
+        Any sized, indexable dataset (a Gluon ``Dataset``, an ``ImageList``, a list).
+    keys : numpy.ndarray or None
+        The record key of every dataset position (computed once, by the writer);
+        ``None`` means ``key_base + position``.
+    key_base : int
+    source_of : callable or None
+    encoder : ImageEncoder
+        How images are stored (encoding and quality, resolved once).
+    """
+
+    def __init__(self, dataset, *, keys=None, key_base=0, source_of=None, encoder):
+        self.dataset = dataset
+        self.keys = keys
+        self.key_base = key_base
+        self.source_of = source_of
+        self.encode_image = encoder
+        # Fastest first: a framework's compiled transforms; a dataset's record_item(i) (numpy
+        # or bytes, no framework arrays); the plain __getitem__.
+        self._get = adapters.for_dataset(dataset).item_getter(dataset) or \
+            getattr(dataset, "record_item", None)
+        #: Items come from OpenCV/numpy code that releases the GIL (so threads can run them
+        #: in parallel without any inter-process copying), not from arbitrary Python code.
+        self.gil_free = self._get is not None
+        if self._get is None:
+            self._get = dataset.__getitem__
+
+    def key(self, i):
+        return int(self.keys[i]) if self.keys is not None else self.key_base + i
+
+    def describe(self, i):
+        """``'key K, SOURCE'`` of position ``i``, for messages."""
+        text = "key %d" % self.key(i)
+        if self.source_of is not None:
+            try:
+                text += ", %s" % self.source_of(i)
+            except Exception:  # noqa: BLE001 - a message must not fail
+                pass
+        return text
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def encode_item(self, item, key):
+        """The item's record, framed, as a tuple of buffers the writer appends with writev."""
+        image, label = _split_item(item)
+        return frame_buffers(record_head(label, key), self.encode_image(image))
+
+    def __getitem__(self, i):
+        key = self.key(i)
+        try:
+            return key, self.encode_item(self._get(i), key)
+        except Exception as exc:  # noqa: BLE001 - every item failure is reported, not raised
+            source = None
+            if self.source_of is not None:
+                try:
+                    source = self.source_of(i)
+                except Exception:  # noqa: BLE001
+                    source = None
+            log.debug("item %d failed: %s", i, traceback.format_exc())
+            return key, Failure(index=int(i), key=int(key), source=source,
+                                error=type(exc).__name__, message=str(exc))
+
+
+class Subset:
+    """The encoder's items at ``order`` (one part; what a resumed run still has to do)."""
+
+    def __init__(self, encoder, order):
+        self.encoder = encoder
+        self.dataset = encoder.dataset
+        self.gil_free = encoder.gil_free
+        self.order = order
+
+    def __len__(self):
+        return len(self.order)
+
+    def key(self, i):
+        return self.encoder.key(int(self.order[i]))
+
+    def describe(self, i):
+        return self.encoder.describe(int(self.order[i]))
+
+    def __getitem__(self, i):
+        return self.encoder[int(self.order[i])]

@@ -1,0 +1,418 @@
+"""RecordFileWriter: the one process that writes a ``.rec``/``.idx`` pair, atomically.
+
+Records go to ``NAME.rec.partial`` and ``NAME.idx.partial``; only a successful ``close()`` (the
+end of a ``with`` block that raised nothing) moves them to their final names. A run that fails
+or is killed never leaves a partial file at the final path and never changes an existing one.
+An interrupted run can be resumed (``resume=True``); an existing file can be appended to
+(``append=True``).
+"""
+
+import json
+import logging
+import os
+import time
+from array import array
+
+import numpy as np
+
+from ..errors import OptionError, OutputExistsError, RecpackError, TooManyFailuresError
+from ..format.framing import encode_record
+from ..format.header import pack_record
+from ..format.index import format_index_line
+from ..format.names import index_path_for, report_path_for
+from ..images.codec import ImageEncoder
+from ..options import D, failure_limit, validate
+from ..storage import is_url
+from .commit import PartialOutput
+from .encoder import RecordEncoder, Subset, item_info
+from .executors import run_batches
+from .summary import WriteSummary
+
+__all__ = ["RecordFileWriter", "WriteSummary"]
+
+log = logging.getLogger(__name__)
+
+
+class RecordFileWriter:
+    """Write an indexed RecordIO file that MXNet's image readers read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.rec`` to create; the ``.idx`` goes beside it (``train.rec`` -> ``train.idx``).
+    encoding : {'.jpg', '.png', '.npy'}, default '.jpg'
+        How array images are stored (``bytes`` items are stored verbatim). ``.npy`` stores any
+        numpy array (float tensors after ``ToTensor``), read back with ``np.load``.
+    quality : int, default 95
+        JPEG quality 1-100, or PNG compression 0-9 (as ``mx.recordio.pack_img``).
+    overwrite : bool, default True
+        Replace an existing output when the run succeeds. With ``False`` an existing file raises
+        :class:`~mxnet_recpack.errors.OutputExistsError` before anything is written.
+    max_failures : None, int or float, default None
+        Items that fail (unreadable, undecodable, wrong type) are skipped and listed in
+        ``NAME.failures.jsonl``. ``None`` tolerates any number as long as something is written;
+        a count ``>= 1`` or a fraction ``< 1`` of the dataset stops the run past that many.
+    append : bool, default False
+        Add records to an existing ``.rec``/``.idx`` (checked first: every indexed frame whole,
+        nothing trailing). The file is copied and the copy replaces it only on success, so a
+        failed append leaves it as it was. Dataset keys continue after the largest key.
+    resume : bool, default False
+        Continue an interrupted run from its last whole record (same dataset and options); the
+        result is byte-identical to an uninterrupted run. Without a partial run to continue, a
+        new run starts.
+    storage_options : dict, optional
+        For an ``s3://`` (any fsspec URL) ``path``: fsspec options. The files are staged
+        locally and uploaded only when complete.
+
+    Examples
+    --------
+    >>> with RecordFileWriter("train.rec") as w:
+    ...     w.write(image, 3)                  # key 0
+    ...     w.write_dataset(dataset, num_workers=2)
+    """
+
+    def __init__(self, path, *, encoding=D.encoding, quality=D.quality, overwrite=D.overwrite,
+                 max_failures=D.max_failures, append=D.append, resume=D.resume,
+                 storage_options=D.storage_options):
+        self.path = os.fspath(path)
+        self.encoding = validate("encoding", encoding)
+        self.quality = validate("quality", quality)
+        self.max_failures = validate("max_failures", max_failures)
+        overwrite, append, resume = (validate("overwrite", overwrite),
+                                     validate("append", append), validate("resume", resume))
+        storage_options = validate("storage_options", storage_options)
+        self._image_encoder = ImageEncoder(self.encoding, self.quality)
+        self._remote = None
+        if is_url(self.path):
+            from ..storage.remote import RemoteOutput
+            self._remote = RemoteOutput(self.path, storage_options=storage_options)
+        elif os.path.isdir(self.path):
+            raise OptionError("%s is a directory; give the path of the .rec file to write, "
+                              "e.g. %s" % (self.path, os.path.join(self.path, "train.rec")))
+        self._out = PartialOutput(self._remote.local if self._remote else self.path)
+        self.idx_path = index_path_for(self.path)
+        self.report_path = report_path_for(self.path)
+        if self._remote:
+            exists = self._remote.exists(self._out.path) or self._remote.exists(
+                self._out.idx_path)
+        else:
+            exists = os.path.exists(self.path) or os.path.exists(self.idx_path)
+            parent = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(parent):
+                raise FileNotFoundError("%s: the output folder %s does not exist; create it "
+                                        "first" % (self.path, parent))
+        if exists and not (overwrite or append or resume):
+            raise OutputExistsError("%s already exists; pass overwrite=True (CLI: drop "
+                                    "--no-overwrite) to replace it when the new run succeeds, "
+                                    "or append=True (--append) to add to it" % self.path)
+        if self._remote and append and not (resume and os.path.exists(self._out.rec_tmp)):
+            self._remote.download(self._out.path)
+            self._remote.download(self._out.idx_path)
+        self._out.open(append=append, resume=resume)
+        self._keys = array("Q", (k for k, _ in self._out.entries))
+        self._offset = self._out.offset
+        self._next_key = (max(self._keys) + 1) if len(self._keys) else 0
+        self._report = None
+        self._first_failure = None
+        self._failed = 0
+        self._started = time.monotonic()
+        self._closed = False
+        self._datasets = 0
+        self.summary = WriteSummary(self.path)
+
+    @property
+    def resumed(self):
+        """True when this writer continues an interrupted run."""
+        return self._out.state.resumed
+
+    # -- context manager: commit on success, discard on failure --------------------------
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            # An interruption (Ctrl-C, SIGTERM -> SystemExit) keeps the partial files so the
+            # run can be resumed; an error discards them.
+            self.abort(keep_partial=issubclass(exc_type, (KeyboardInterrupt, SystemExit)))
+        return False
+
+    def __del__(self):
+        if not getattr(self, "_closed", True):
+            self.abort()
+
+    # -- writing ------------------------------------------------------------------------------
+    def _check_open(self):
+        if self._closed:
+            raise RecpackError("%s: the writer is closed; open a new RecordFileWriter" % self.path)
+
+    def _append(self, key, frame):
+        """Append one framed record (``encode_record``'s output) under ``key``."""
+        self._append_batch([(key, (frame,))])
+
+    def _append_batch(self, records):
+        """Append ``(key, frame buffers)`` pairs with one ``writev`` for the batch."""
+        frames, lines, offset = [], [], self._offset
+        for key, buffers in records:
+            frames.extend(buffers)
+            lines.append(format_index_line(key, offset))
+            offset += sum(memoryview(b).nbytes for b in buffers)
+            self._keys.append(key)
+            if key >= self._next_key:
+                self._next_key = key + 1
+        self._out.write_frames(frames, lines)
+        self._offset = offset
+
+    def _open_report(self, keep_lines=()):
+        self._report = open(self._out.report_tmp, "w", encoding="utf-8")
+        self._report.writelines(keep_lines)
+        self._failed += len(keep_lines)
+
+    def _fail(self, failure):
+        self._failed += 1
+        if self._first_failure is None:
+            self._first_failure = "%s: %s" % (failure["error"], failure["message"])
+        if self._report is None:
+            self._open_report()
+        self._report.write(json.dumps(failure, sort_keys=True) + "\n")
+        self._report.flush()
+        log.warning("skipped item %s (key %s%s): %s: %s", failure["index"], failure["key"],
+                    ", " + str(failure["source"]) if failure.get("source") else "",
+                    failure["error"], failure["message"])
+
+    def write(self, image, label=0.0, key=None):
+        """Encode one image in this process and append it.
+
+        Parameters
+        ----------
+        image : numpy.ndarray, NDArray or bytes
+            HWC RGB (or HW gray) uint8 array, or already-encoded bytes stored verbatim.
+        label : number or 1-D sequence
+            A vector is stored whole (``flag = len(label)``).
+        key : int, optional
+            The record key (``.idx`` key and header id); default: one past the largest so far.
+
+        Returns
+        -------
+        int
+            The key used.
+        """
+        self._check_open()
+        key = self._next_key if key is None else int(key)
+        payload = pack_record(label, key, bytes(self._image_encoder(image)))
+        self._append(key, encode_record(payload))
+        return key
+
+    def write_dataset(self, dataset, *, num_workers=D.num_workers, batch_size=D.batch_size,
+                      thread_pool=D.thread_pool, progress=D.progress, timeout=D.timeout,
+                      run_info=None, positions=None):
+        """Append every item of a dataset of ``(image, label)``, in dataset order.
+
+        ``dataset`` is any sized, indexable sequence: a Gluon ``Dataset``, an
+        :class:`~mxnet_recpack.ImageList`, a list of ``(image, label)``. ``num_workers``
+        workers read, transform and encode items; this process only appends the encoded
+        records, so the output is the same bytes for any ``num_workers``. ``thread_pool``
+        None (default) uses threads when the items are made by OpenCV/numpy alone (lists,
+        compiled Gluon ``Resize``/``CenterCrop``), which release the GIL, and processes when
+        Python or Gluon code runs per item (started with the default ``multiprocessing``
+        start method); True/False force it.
+
+        Keys are the dataset's own (``ImageListDataset``: the ``.lst`` indices) or, for any
+        other dataset, positions counted on from the writer's next key.
+
+        Parameters
+        ----------
+        progress : callable, optional
+            Called as ``progress(done, total)`` after every batch.
+        run_info : dict, optional
+            JSON-able facts that make this run what it is (list file, preprocessing options);
+            a resumed run must match them.
+        positions : sequence of int, optional
+            Write only these dataset positions (ascending), e.g. one part of a split dataset;
+            keys stay those of the whole dataset.
+
+        Returns
+        -------
+        WriteSummary
+            For this dataset only.
+        """
+        self._check_open()
+        for name, value in (("num_workers", num_workers), ("batch_size", batch_size),
+                            ("thread_pool", thread_pool), ("timeout", timeout),
+                            ("progress", progress)):
+            validate(name, value)
+        self._datasets += 1
+        key_of, source_of = item_info(dataset)
+        order = np.arange(len(dataset), dtype=np.int64) if positions is None else \
+            np.asarray(positions, dtype=np.int64).reshape(-1)
+        if len(order) and (order[0] < 0 or order[-1] >= len(dataset) or
+                           (len(order) > 1 and (np.diff(order) <= 0).any())):
+            raise OptionError("positions must be ascending dataset positions in [0, %d)"
+                              % len(dataset))
+        total = len(order)
+        state = self._out.state
+        description = dict(run_info or {}, items=total, encoding=self.encoding,
+                           quality=self.quality, own_keys=key_of is not None,
+                           dataset=type(dataset).__name__)
+        if self.resumed and self._datasets == 1:
+            state.check_same_run(description, self.path)
+            key_base = self._next_key if state.key_base is None else state.key_base
+        else:
+            if self._datasets > 1 or len(self._keys) > state.initial_records:
+                state.resumable = False  # several datasets, or write() calls: no resume
+            key_base = self._next_key
+            state.run, state.key_base = description, key_base
+            self._out.save_state()
+        if self.resumed and state.resumable is False:
+            raise OptionError("%s: this run wrote several datasets (or single records), which "
+                              "cannot be resumed; start again without resume" % self.path)
+        if key_of is not None:
+            keys = np.fromiter((key_of(int(i)) for i in order), dtype=np.uint64, count=total)
+        else:
+            keys = order.astype(np.uint64) + np.uint64(key_base)
+        start = self._resume_position(keys, order) if self.resumed else 0
+        self._check_new_keys(keys[start:])
+        position_keys = keys  # looked up by the workers instead of walking the wrappers again
+        if key_of is not None and positions is not None:
+            position_keys = np.zeros(len(dataset), np.uint64)
+            position_keys[order] = keys
+        elif key_of is None:
+            position_keys = None
+        encoder = RecordEncoder(dataset, keys=position_keys, key_base=key_base,
+                                source_of=source_of, encoder=self._image_encoder)
+        if start:
+            log.info("%s: %d of %d items were done before the interruption; continuing",
+                     self.path, start, total)
+        if start or positions is not None:
+            encoder = Subset(encoder, order[start:])
+        return self._consume(encoder, total, start, num_workers=num_workers,
+                             batch_size=batch_size, thread_pool=thread_pool, progress=progress,
+                             timeout=timeout)
+
+    def _resume_position(self, keys, order):
+        """How many of ``order``'s items the interrupted run finished (up to its last record)."""
+        done = len(self._keys) - self._out.state.initial_records
+        start = 0
+        if done > 0:
+            last_key = self._keys[-1]
+            hits = np.flatnonzero(keys == np.uint64(last_key))
+            if not len(hits):
+                raise OptionError("%s: cannot resume: key %d of the partial output is not "
+                                  "in this dataset" % (self.path, last_key))
+            start = int(hits[0]) + 1
+        # Records are the durable truth: items after the last whole record are done again
+        # (a failure report line is flushed before any later record is written, so every
+        # failure before that record is in the report).
+        below = int(order[start]) if start < len(order) else float("inf")
+        kept = self._out.kept_report_lines(below)
+        if kept:
+            self._open_report(kept)
+        return start
+
+    def _check_new_keys(self, keys):
+        uniq, counts = np.unique(keys, return_counts=True)
+        if len(uniq) != len(keys):
+            dup = uniq[counts > 1][:5]
+            raise OptionError("%s: the dataset repeats record keys %s; keys must be unique"
+                              % (self.path, ", ".join(str(int(k)) for k in dup)))
+        if len(self._keys):
+            clash = np.intersect1d(uniq, np.frombuffer(self._keys, dtype=np.uint64))
+            if len(clash):
+                raise OptionError("%s: keys %s are already in this file; keys must be unique "
+                                  "(to add to a file, list only new images, with new indices)"
+                                  % (self.path, ", ".join(str(int(k)) for k in clash[:5])))
+
+    def _consume(self, encoder, total, start, *, num_workers, batch_size, thread_pool,
+                 progress, timeout):
+        limit = failure_limit(self.max_failures, total)
+        t0 = time.monotonic()
+        written0, failed0, bytes0 = len(self._keys), self._failed, self._offset
+        done = start
+        for batch in run_batches(encoder, num_workers=num_workers, batch_size=batch_size,
+                                 thread_pool=thread_pool, timeout=timeout):
+            good = []
+            for key, frame in batch:
+                if not isinstance(frame, dict):
+                    good.append((key, frame))
+                    continue
+                # keep record order: what came before this failure is written first
+                if good:
+                    self._append_batch(good)
+                    good = []
+                self._fail(frame)
+                if limit is not None and self._failed > limit:
+                    self._stop_for_failures(
+                        "%d of %d items failed, more than max_failures=%r allows"
+                        % (self._failed, total, self.max_failures))
+            if good:
+                self._append_batch(good)
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
+        written = len(self._keys) - written0
+        if self._failed and len(self._keys) == self._out.state.initial_records:
+            self._stop_for_failures("all %d items failed, nothing to write" % self._failed)
+        return WriteSummary(self.path, written, self._failed - failed0, self._offset - bytes0,
+                            time.monotonic() - t0, self.report_path if self._failed else None)
+
+    def _stop_for_failures(self, what):
+        """Publish the failure report (it is wanted even now) and stop the run."""
+        self._report.close()
+        self._report = None
+        os.replace(self._out.report_tmp, self._out.report_path)
+        if self._remote:
+            self._remote.upload([self._out.report_path])
+        raise TooManyFailuresError(
+            "%s: %s; nothing was written at %s. The failures are listed in %s (first: %s)"
+            % (self.path, what, self.path, self.report_path, self._first_failure),
+            failures=self._failed, report_path=self.report_path)
+
+    # -- finishing ------------------------------------------------------------------------------
+    def close(self):
+        """Finish the files and move them to their final names (idempotent)."""
+        if self._closed:
+            return self.summary
+        try:
+            if len(self._keys) != len(np.unique(np.frombuffer(self._keys, dtype=np.uint64))):
+                raise OptionError("%s: some record keys were written twice; keys must be "
+                                  "unique" % self.path)
+            if self._report is not None:
+                self._report.close()
+                self._report = None
+            self._out.commit(report=self._failed > 0)
+        except BaseException:
+            self.abort()
+            raise
+        if self._remote:
+            self._closed = True
+            files = [self._out.path, self._out.idx_path]
+            if self._failed:
+                files.append(self._out.report_path)
+            else:
+                self._remote.remove(self._out.report_path)
+            self._remote.upload(files)
+        self._closed = True
+        self.summary = WriteSummary(self.path, len(self._keys), self._failed, self._offset,
+                                    time.monotonic() - self._started,
+                                    self.report_path if self._failed else None)
+        log.info("%s", self.summary.line())
+        return self.summary
+
+    def abort(self, *, keep_partial=False):
+        """Stop; existing files stay as they were. The partial files are removed, or kept for a
+        later ``resume`` when ``keep_partial`` or when this run was itself resumed."""
+        if self._closed:
+            return
+        self._closed = True
+        # A resumed run's partial output is an earlier run's work: never thrown away.
+        keep_partial = keep_partial or self.resumed
+        if self._report is not None:
+            try:
+                self._report.close()
+            except OSError:
+                pass
+        self._out.discard(keep=keep_partial)
+        if keep_partial:
+            log.warning("%s: interrupted; the partial output is kept at %s: run again with "
+                        "resume=True (--resume) to continue", self.path, self._out.rec_tmp)

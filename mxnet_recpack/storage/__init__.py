@@ -1,0 +1,41 @@
+"""Where bytes live: local paths (``local``) and URLs such as ``s3://bucket/key`` through
+fsspec (``remote``, imported only when a URL is used).
+
+A bottom layer beside ``format``: ``sources`` and ``pipeline`` both use it. It may import only
+the standard library, ``errors`` and (for URLs) fsspec.
+"""
+
+import os
+import re
+
+from .local import fsync_dir, read_local
+
+__all__ = ["is_url", "joiner", "read_bytes", "fsync_dir"]
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_url(path):
+    """True for ``s3://bucket/key`` and other ``scheme://`` paths (``file://`` included)."""
+    return bool(_URL.match(str(path)))
+
+
+def joiner(root):
+    """A function ``relative -> full path`` for one image root (local folder or URL prefix).
+
+    Built once per run, so the per-item join is a plain string operation.
+    """
+    root = os.fspath(root)
+    if is_url(root):
+        base = root.rstrip("/") + "/"
+        return lambda relative: base + relative.replace("\\", "/").lstrip("/")
+    return lambda relative: os.path.join(root, relative)
+
+
+def read_bytes(path, *, storage_options=None):
+    """The whole content of a local file or URL."""
+    if is_url(path):
+        from .remote import filesystem
+        fs, p = filesystem(path, storage_options)
+        return fs.cat_file(p)
+    return read_local(path)

@@ -1,0 +1,80 @@
+"""URLs (``s3://bucket/key`` and any other fsspec protocol): the filesystem for a URL, and an
+output staged locally and uploaded only when complete.
+
+fsspec (and s3fs for ``s3://``) are imported only here, and only when a URL is used.
+"""
+
+import hashlib
+import logging
+import os
+import tempfile
+
+__all__ = ["filesystem", "RemoteOutput"]
+
+log = logging.getLogger(__name__)
+
+
+def filesystem(url, storage_options=None):
+    """``(fsspec filesystem, path inside it)`` for ``url``."""
+    try:
+        import fsspec
+    except ImportError as exc:  # pragma: no cover - the s3 extra installs it
+        raise ImportError("%s needs fsspec and s3fs: pip install 'mxnet_recpack[s3]'"
+                          % url) from exc
+    return fsspec.core.url_to_fs(url, **(storage_options or {}))
+
+
+class RemoteOutput:
+    """An output URL (``s3://bucket/train.rec``) staged in a local folder.
+
+    The writer works on ``local`` (a path in a staging folder named after the URL, so an
+    interrupted run can be resumed on the same machine); :meth:`upload` puts the finished
+    files at the URL, ``.rec`` first, only once they are complete: each object appears whole
+    or not at all.
+
+    Parameters
+    ----------
+    url : str
+    storage_options : dict, optional
+        fsspec options (``key``, ``secret``, ``client_kwargs={"endpoint_url": ...}``); by
+        default the standard AWS environment variables are used, ``AWS_ENDPOINT_URL`` included.
+    staging_dir : str, optional
+        Where to stage; default ``$TMPDIR/recpack-staging``.
+    """
+
+    def __init__(self, url, *, storage_options=None, staging_dir=None):
+        self.url = url
+        self.fs, self._path = filesystem(url, storage_options)
+        base = staging_dir or os.path.join(tempfile.gettempdir(), "recpack-staging")
+        folder = os.path.join(base, hashlib.sha1(url.encode("utf-8")).hexdigest()[:16])
+        os.makedirs(folder, exist_ok=True)
+        self.local = os.path.join(folder, url.rstrip("/").rsplit("/", 1)[-1])
+
+    def _remote(self, local_path):
+        """The URL path of a staged file (same name, beside ``url``)."""
+        return self._path.rsplit("/", 1)[0] + "/" + os.path.basename(local_path)
+
+    def exists(self, local_path):
+        return self.fs.exists(self._remote(local_path))
+
+    def download(self, local_path):
+        """Fetch the remote counterpart of ``local_path`` (for append); False if absent."""
+        remote = self._remote(local_path)
+        if not self.fs.exists(remote):
+            return False
+        self.fs.get_file(remote, local_path)
+        return True
+
+    def upload(self, local_paths):
+        """Upload finished files in order, then remove the staged copies."""
+        for local_path in local_paths:
+            self.fs.put_file(local_path, self._remote(local_path))
+            log.info("uploaded %s", self.fs.unstrip_protocol(self._remote(local_path)))
+        for local_path in local_paths:
+            os.remove(local_path)
+
+    def remove(self, local_path):
+        """Delete the remote counterpart of ``local_path`` if it exists (a stale report)."""
+        remote = self._remote(local_path)
+        if self.fs.exists(remote):
+            self.fs.rm_file(remote)
