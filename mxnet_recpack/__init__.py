@@ -12,42 +12,9 @@ writer, the job runner); the front doors (``im2rec``, ``ops``, ``inspection``, `
 """
 
 from ._version import __version__
-from .errors import (BadImageError, ImageEncodeError, IndexFormatError, ListFormatError,
-                     MissingDependencyError, OptionError, OutputExistsError, RecordFormatError,
-                     RecpackError, TooManyFailuresError, WorkerError)
+from . import errors as _errors
+from .errors import *  # noqa: F401,F403 - the error hierarchy is public API
 from .gluon import gluon_name as _gluon_name, install as _install
-
-__all__ = [
-    "__version__",
-    "RecordFileWriter",
-    "WriteSummary",
-    "ImageList",
-    "ImageListDataset",
-    "ArrayDataset",
-    "RecordFile",
-    "RecordReader",
-    "RecordHeader",
-    "encode_record",
-    "pack_record",
-    "unpack_record",
-    "read_index",
-    "to_recordio",
-    "im2rec",
-    "make_list",
-    "verify",
-    "rebuild_index",
-    "RecpackError",
-    "RecordFormatError",
-    "IndexFormatError",
-    "ListFormatError",
-    "ImageEncodeError",
-    "OptionError",
-    "TooManyFailuresError",
-    "OutputExistsError",
-    "BadImageError",
-    "WorkerError",
-    "MissingDependencyError",
-]
 
 #: Names resolved on first use, so ``import mxnet_recpack`` stays cheap: where each lives. The
 #: Gluon classes import mxnet then (or give a stand-in that explains how to install it).
@@ -69,6 +36,8 @@ _LAZY = {
     "rebuild_index": ("ops.index", "rebuild_index"),
 }
 _GLUON = ("ImageListDataset", "ArrayDataset")
+
+__all__ = ["__version__"] + sorted(list(_LAZY) + list(_GLUON)) + _errors.__all__
 
 #: Subpackages and modules reachable as attributes (``mxnet_recpack.samples``).
 _SUBMODULES = {"cli", "errors", "format", "gluon", "images", "inspection", "ops", "pack",

@@ -17,6 +17,7 @@ __all__ = [
     "BadImageError",
     "WorkerError",
     "MissingDependencyError",
+    "DuplicateKeyError",
 ]
 
 
@@ -99,3 +100,8 @@ class WorkerError(RecpackError, RuntimeError):
 class MissingDependencyError(RecpackError, ImportError):
     """A feature needs a package that is not installed (or does not import); the message says
     which, and how to install it."""
+
+
+class DuplicateKeyError(RecpackError, ValueError):
+    """A record key that the output (or the dataset itself) already has: keys must be unique.
+    The message names the keys."""

@@ -1,4 +1,5 @@
-"""The codec against MXNet's own recordio: same bytes written, same records read, damage reported."""
+"""The codec against MXNet's own recordio: same bytes written, same records read, damage
+reported."""
 import io
 import os
 import struct

@@ -1,4 +1,5 @@
-"""recpack im2rec against MXNet's own tools/im2rec.py on the same folder: same bytes, same pixels."""
+"""recpack im2rec against MXNet's own tools/im2rec.py on the same folder: same bytes, same
+pixels."""
 import os
 import shutil
 import sys

@@ -1,13 +1,10 @@
 """Nothing lost: bad inputs skipped and reported, atomic output, kill -9 and resume, append,
 index rebuild and verify. Every bad input is built for real; files are read back by MXNet."""
 import hashlib
-import io
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import cv2
@@ -230,7 +227,8 @@ def test_append_list_refuses_existing_keys_before_writing(tmp_path, bad_folder):
     write_lst(tmp_path / "b.lst", good[2:])
     rec = rp.im2rec(str(tmp_path / "a.lst"), None, {"root": root}, str(tmp_path / "out"))
     before = digest(rec, rec[:-4] + ".idx")
-    with pytest.raises(rp.OptionError, match=r"keys %d are already in this file" % good[2][0]):
+    with pytest.raises(rp.DuplicateKeyError,
+                       match=r"keys %d are already in this file" % good[2][0]):
         rp.im2rec(str(tmp_path / "b.lst"), None, {"root": root, "append": True},
                   str(tmp_path / "out"))
     assert digest(rec, rec[:-4] + ".idx") == before
@@ -325,7 +323,8 @@ def test_verify_reports_offsets_and_keys(tmp_path, photos, capsys):
     assert "byte offset %d (key 1): truncated JPEG" % offsets[1] in out
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_random_corruption_never_hangs_or_crashes(tmp_path_factory, data):
     d = tmp_path_factory.mktemp("corrupt")

@@ -92,7 +92,8 @@ def test_generic_dataset_parts(tmp_path, photos):
     assert sum((keys_of(p) for p in parts), []) == keys_of(whole) == list(range(len(photos)))
     one = ds.to_recordio(str(tmp_path / "one.rec"), nsplit=3, part=1)
     assert read(one) == read(parts[1])
-    with pytest.raises(rp.OptionError, match=r"part = 5 is not valid; expected an integer in \[0, nsplit\)"):
+    with pytest.raises(rp.OptionError,
+                       match=r"part = 5 is not valid; expected an integer in \[0, nsplit\)"):
         ds.to_recordio(str(tmp_path / "bad.rec"), nsplit=3, part=5)
 
 

@@ -68,7 +68,8 @@ def extract(rec_path, out_dir, *, idx_path=None, overwrite=False):
         raise OutputExistsError("%s is not empty; extract into a new or empty folder, or pass "
                                 "overwrite=True (CLI: --overwrite) to write into it anyway"
                                 % out_dir)
-    rf, _ = open_records(rec_path, idx_path)  # before creating anything: a missing .rec makes no folder
+    # opened before anything is created: a missing .rec makes no folder
+    rf, _ = open_records(rec_path, idx_path)
     os.makedirs(out_dir, exist_ok=True)
     name = os.path.basename(rec_path)
     lst_path = os.path.join(out_dir, stem(name) + ".lst")

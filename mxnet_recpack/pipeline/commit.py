@@ -15,7 +15,7 @@ import shutil
 
 from ..errors import OptionError, RecpackError
 from ..format.checks import check_pair, recover_partial
-from ..format.index import complete_lines, format_index_line
+from ..format.index import format_index_line
 from ..format.names import index_path_for, report_path_for
 from ..storage.local import copy_file, fsync_dir, write_all
 from .workers import register_output, release_output
@@ -208,17 +208,6 @@ class PartialOutput:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(self.state.to_json())
         os.replace(tmp, self.state_path)
-
-    def kept_report_lines(self, below_index):
-        """Failure-report lines of the interrupted run for items before ``below_index``."""
-        lines = []
-        for line in complete_lines(self.report_tmp):
-            try:
-                if json.loads(line)["index"] < below_index:
-                    lines.append(line + "\n")
-            except (ValueError, KeyError, TypeError):
-                break
-        return lines
 
     # -- finishing ----------------------------------------------------------------------------
     def commit(self, *, report=False):

@@ -12,7 +12,6 @@ import traceback
 from ..errors import ImageEncodeError
 from ..format.framing import frame_buffers
 from ..format.header import record_head
-from ..images.codec import ImageEncoder
 from . import adapters
 
 __all__ = ["RecordEncoder", "Subset", "Failure", "item_info"]

@@ -7,11 +7,10 @@ An interrupted run can be resumed (``resume=True``); an existing file can be app
 (``append=True``).
 """
 
-import json
 import logging
 import os
 import time
-from array import array
+import warnings
 
 import numpy as np
 
@@ -26,6 +25,8 @@ from ..storage import is_url
 from .commit import PartialOutput
 from .encoder import RecordEncoder, Subset, item_info
 from .executors import run_batches
+from .failures import FailureReport
+from .keys import KeyLedger
 from .summary import WriteSummary
 
 __all__ = ["RecordFileWriter", "WriteSummary"]
@@ -109,12 +110,9 @@ class RecordFileWriter:
             self._remote.download(self._out.path)
             self._remote.download(self._out.idx_path)
         self._out.open(append=append, resume=resume)
-        self._keys = array("Q", (k for k, _ in self._out.entries))
+        self._keys = KeyLedger(self.path, (k for k, _ in self._out.entries))
         self._offset = self._out.offset
-        self._next_key = (max(self._keys) + 1) if len(self._keys) else 0
-        self._report = None
-        self._first_failure = None
-        self._failed = 0
+        self._report = FailureReport(self._out.report_tmp)
         self._started = time.monotonic()
         self._closed = False
         self._datasets = 0
@@ -140,7 +138,12 @@ class RecordFileWriter:
 
     def __del__(self):
         if not getattr(self, "_closed", True):
-            self.abort()
+            warnings.warn("%s: RecordFileWriter was dropped without close(); nothing was "
+                          "written at the final path. The partial output is kept: open it "
+                          "again with resume=True to continue, or use `with RecordFileWriter"
+                          "(...) as w:`, which commits on success" % self.path, ResourceWarning,
+                          stacklevel=2)
+            self.abort(keep_partial=True)
 
     # -- writing ------------------------------------------------------------------------------
     def _check_open(self):
@@ -158,28 +161,9 @@ class RecordFileWriter:
             frames.extend(buffers)
             lines.append(format_index_line(key, offset))
             offset += sum(memoryview(b).nbytes for b in buffers)
-            self._keys.append(key)
-            if key >= self._next_key:
-                self._next_key = key + 1
+            self._keys.add(key)
         self._out.write_frames(frames, lines)
         self._offset = offset
-
-    def _open_report(self, keep_lines=()):
-        self._report = open(self._out.report_tmp, "w", encoding="utf-8")
-        self._report.writelines(keep_lines)
-        self._failed += len(keep_lines)
-
-    def _fail(self, failure):
-        self._failed += 1
-        if self._first_failure is None:
-            self._first_failure = "%s: %s" % (failure["error"], failure["message"])
-        if self._report is None:
-            self._open_report()
-        self._report.write(json.dumps(failure, sort_keys=True) + "\n")
-        self._report.flush()
-        log.warning("skipped item %s (key %s%s): %s: %s", failure["index"], failure["key"],
-                    ", " + str(failure["source"]) if failure.get("source") else "",
-                    failure["error"], failure["message"])
 
     def write(self, image, label=0.0, key=None):
         """Encode one image in this process and append it.
@@ -199,7 +183,8 @@ class RecordFileWriter:
             The key used.
         """
         self._check_open()
-        key = self._next_key if key is None else int(key)
+        key = self._keys.next_key if key is None else int(key)
+        self._keys.check_one(key)
         payload = pack_record(label, key, bytes(self._image_encoder(image)))
         self._append(key, encode_record(payload))
         return key
@@ -257,11 +242,11 @@ class RecordFileWriter:
                            dataset=type(dataset).__name__)
         if self.resumed and self._datasets == 1:
             state.check_same_run(description, self.path)
-            key_base = self._next_key if state.key_base is None else state.key_base
+            key_base = self._keys.next_key if state.key_base is None else state.key_base
         else:
             if self._datasets > 1 or len(self._keys) > state.initial_records:
                 state.resumable = False  # several datasets, or write() calls: no resume
-            key_base = self._next_key
+            key_base = self._keys.next_key
             state.run, state.key_base = description, key_base
             self._out.save_state()
         if self.resumed and state.resumable is False:
@@ -272,7 +257,7 @@ class RecordFileWriter:
         else:
             keys = order.astype(np.uint64) + np.uint64(key_base)
         start = self._resume_position(keys, order) if self.resumed else 0
-        self._check_new_keys(keys[start:])
+        self._keys.check_new(keys[start:])
         position_keys = keys  # looked up by the workers instead of walking the wrappers again
         if key_of is not None and positions is not None:
             position_keys = np.zeros(len(dataset), np.uint64)
@@ -295,7 +280,7 @@ class RecordFileWriter:
         done = len(self._keys) - self._out.state.initial_records
         start = 0
         if done > 0:
-            last_key = self._keys[-1]
+            last_key = self._keys.last
             hits = np.flatnonzero(keys == np.uint64(last_key))
             if not len(hits):
                 raise OptionError("%s: cannot resume: key %d of the partial output is not "
@@ -304,30 +289,14 @@ class RecordFileWriter:
         # Records are the durable truth: items after the last whole record are done again
         # (a failure report line is flushed before any later record is written, so every
         # failure before that record is in the report).
-        below = int(order[start]) if start < len(order) else float("inf")
-        kept = self._out.kept_report_lines(below)
-        if kept:
-            self._open_report(kept)
+        self._report.keep_earlier(int(order[start]) if start < len(order) else float("inf"))
         return start
-
-    def _check_new_keys(self, keys):
-        uniq, counts = np.unique(keys, return_counts=True)
-        if len(uniq) != len(keys):
-            dup = uniq[counts > 1][:5]
-            raise OptionError("%s: the dataset repeats record keys %s; keys must be unique"
-                              % (self.path, ", ".join(str(int(k)) for k in dup)))
-        if len(self._keys):
-            clash = np.intersect1d(uniq, np.frombuffer(self._keys, dtype=np.uint64))
-            if len(clash):
-                raise OptionError("%s: keys %s are already in this file; keys must be unique "
-                                  "(to add to a file, list only new images, with new indices)"
-                                  % (self.path, ", ".join(str(int(k)) for k in clash[:5])))
 
     def _consume(self, encoder, total, start, *, num_workers, batch_size, thread_pool,
                  progress, timeout):
         limit = failure_limit(self.max_failures, total)
         t0 = time.monotonic()
-        written0, failed0, bytes0 = len(self._keys), self._failed, self._offset
+        written0, failed0, bytes0 = len(self._keys), self._report.count, self._offset
         done = start
         for batch in run_batches(encoder, num_workers=num_workers, batch_size=batch_size,
                                  thread_pool=thread_pool, timeout=timeout):
@@ -340,62 +309,57 @@ class RecordFileWriter:
                 if good:
                     self._append_batch(good)
                     good = []
-                self._fail(frame)
-                if limit is not None and self._failed > limit:
+                self._report.add(frame)
+                if limit is not None and self._report.count > limit:
                     self._stop_for_failures(
                         "%d of %d items failed, more than max_failures=%r allows"
-                        % (self._failed, total, self.max_failures))
+                        % (self._report.count, total, self.max_failures))
             if good:
                 self._append_batch(good)
             done += len(batch)
             if progress is not None:
                 progress(done, total)
-        written = len(self._keys) - written0
-        if self._failed and len(self._keys) == self._out.state.initial_records:
-            self._stop_for_failures("all %d items failed, nothing to write" % self._failed)
-        return WriteSummary(self.path, written, self._failed - failed0, self._offset - bytes0,
-                            time.monotonic() - t0, self.report_path if self._failed else None)
+        written, failed = len(self._keys) - written0, self._report.count
+        if failed and len(self._keys) == self._out.state.initial_records:
+            self._stop_for_failures("all %d items failed, nothing to write" % failed)
+        return WriteSummary(self.path, written, failed - failed0, self._offset - bytes0,
+                            time.monotonic() - t0, self.report_path if failed else None)
 
     def _stop_for_failures(self, what):
         """Publish the failure report (it is wanted even now) and stop the run."""
         self._report.close()
-        self._report = None
         os.replace(self._out.report_tmp, self._out.report_path)
         if self._remote:
             self._remote.upload([self._out.report_path])
         raise TooManyFailuresError(
             "%s: %s; nothing was written at %s. The failures are listed in %s (first: %s)"
-            % (self.path, what, self.path, self.report_path, self._first_failure),
-            failures=self._failed, report_path=self.report_path)
+            % (self.path, what, self.path, self.report_path, self._report.first),
+            failures=self._report.count, report_path=self.report_path)
 
     # -- finishing ------------------------------------------------------------------------------
     def close(self):
         """Finish the files and move them to their final names (idempotent)."""
         if self._closed:
             return self.summary
+        failed = self._report.count
         try:
-            if len(self._keys) != len(np.unique(np.frombuffer(self._keys, dtype=np.uint64))):
-                raise OptionError("%s: some record keys were written twice; keys must be "
-                                  "unique" % self.path)
-            if self._report is not None:
-                self._report.close()
-                self._report = None
-            self._out.commit(report=self._failed > 0)
+            self._report.close()
+            self._out.commit(report=failed > 0)
         except BaseException:
             self.abort()
             raise
         if self._remote:
             self._closed = True
             files = [self._out.path, self._out.idx_path]
-            if self._failed:
+            if failed:
                 files.append(self._out.report_path)
             else:
                 self._remote.remove(self._out.report_path)
             self._remote.upload(files)
         self._closed = True
-        self.summary = WriteSummary(self.path, len(self._keys), self._failed, self._offset,
+        self.summary = WriteSummary(self.path, len(self._keys), failed, self._offset,
                                     time.monotonic() - self._started,
-                                    self.report_path if self._failed else None)
+                                    self.report_path if failed else None)
         log.info("%s", self.summary.line())
         return self.summary
 
@@ -407,11 +371,7 @@ class RecordFileWriter:
         self._closed = True
         # A resumed run's partial output is an earlier run's work: never thrown away.
         keep_partial = keep_partial or self.resumed
-        if self._report is not None:
-            try:
-                self._report.close()
-            except OSError:
-                pass
+        self._report.close()
         self._out.discard(keep=keep_partial)
         if keep_partial:
             log.warning("%s: interrupted; the partial output is kept at %s: run again with "
