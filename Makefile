@@ -1,20 +1,31 @@
 # mxnet_recpack developer entry points.
-#   make demo   create .venv if needed, install, pack the built-in sample images and read them back
-#   make test   create .venv if needed, install, run the test suite
+#   make demo       create .venv if needed, install, pack the built-in sample images and read them back
+#   make test       lint, then the whole test suite in every environment it needs (created if missing):
+#                     .venv            Python 3.8-3.11 with MXNet 1.9.1 (numpy<1.24): everything
+#                     .venv-nomx       the same Python, numpy 2, no MXNet, PyTorch CPU and NVIDIA DALI
+#                     .venv-pyNEW      a Python 3.12+ if the machine has one: the MXNet-free suite
+#   make test-fast  the MXNet environment only, without the slow, S3, Dask and notebook tests
 #
-# mxnet 1.9.1 (the last MXNet release) needs numpy<1.24, which has no wheels for Python 3.12+.
-# We therefore need a Python 3.8-3.11 interpreter; set PYTHON=/path/to/python3.11 to choose one.
+# mxnet 1.9.1 (the last MXNet release) needs numpy<1.24, which has no wheels for Python 3.12+, so
+# the MXNet environment needs a Python 3.8-3.11 interpreter: set PYTHON=/path/to/python3.11.
 
 PYTHON ?= $(shell for p in python3.11 python3.10 python3.9 python3.8 python3; do \
             command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
-VENV   ?= .venv
-VPY    := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+NEW_PYTHON ?= $(shell for p in python3.14 python3.13 python3.12; do \
+                command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV      ?= .venv
+VENV_NOMX ?= .venv-nomx
+VENV_NEW  ?= .venv-new
+VPY       := $(VENV)/bin/python
+NOMXPY    := $(VENV_NOMX)/bin/python
+NEWPY     := $(VENV_NEW)/bin/python
+GOLDEN    := build/golden
 PYTEST_ARGS ?=
+FAST      := not slow and not s3 and not dask and not notebooks and not crossenv
 
-.PHONY: demo test venv check-python benchmark clean
+.PHONY: demo test test-fast lint venv venvs check-python benchmark clean
 
-venv: $(STAMP)
+venv: $(VENV)/.installed
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -25,20 +36,60 @@ check-python:
 	  "for Python 3.12 or newer. Install Python 3.11 and run: make PYTHON=python3.11 ..." % ((sys.executable,) + v)); \
 	  sys.exit(0 if ok else 1)'
 
-$(STAMP): setup.py | check-python
+# The MXNet environment: everything, the demo and the benchmarks.
+$(VENV)/.installed: setup.py pyproject.toml | check-python
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e ".[test]"
-	@touch $(STAMP)
+	$(VPY) -m pip install --quiet -e ".[mxnet,test,test-notebooks]"
+	@touch $@
 
-demo: $(STAMP)
+# numpy 2 and no MXNet, with PyTorch (the CPU wheel on these machines) and NVIDIA DALI.
+$(VENV_NOMX)/.installed: setup.py pyproject.toml | check-python
+	@test -x $(NOMXPY) || $(PYTHON) -m venv $(VENV_NOMX)
+	$(NOMXPY) -m pip install --quiet --upgrade pip
+	$(NOMXPY) -m pip install --quiet -e ".[test,test-torch,test-dali]" "numpy>=2"
+	@touch $@
+
+# A Python 3.12+ if there is one: no MXNet and no torch wheel exist there; DALI where it installs.
+$(VENV_NEW)/.installed: setup.py pyproject.toml
+	@test -x $(NEWPY) || $(NEW_PYTHON) -m venv $(VENV_NEW)
+	$(NEWPY) -m pip install --quiet --upgrade pip
+	$(NEWPY) -m pip install --quiet -e ".[test,test-dali]" || \
+	  { echo "DALI does not install for $(NEW_PYTHON): testing without it"; \
+	    $(NEWPY) -m pip install --quiet -e ".[test]"; }
+	@touch $@
+
+venvs: $(VENV)/.installed $(VENV_NOMX)/.installed $(if $(NEW_PYTHON),$(VENV_NEW)/.installed)
+
+demo: $(VENV)/.installed
 	$(VPY) -m mxnet_recpack.demo
 
-test: $(STAMP)
-	$(VPY) -m pytest $(PYTEST_ARGS)
+lint: $(VENV)/.installed
+	$(VPY) -m ruff check mxnet_recpack tests benchmarks setup.py
 
-benchmark: $(STAMP)
+# The MXNet environment writes the cross-environment files ($(GOLDEN)), checked by MXNet's own
+# readers; the others write the same files and compare them byte for byte.
+test: lint venvs
+	@rm -rf $(GOLDEN) && mkdir -p $(GOLDEN)
+	@echo "== 1/3: $$($(VPY) -c 'import sys, numpy; print("Python %d.%d" % sys.version_info[:2], "numpy", numpy.__version__)'), MXNet ($(VENV))"
+	RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) $(VPY) -m pytest $(PYTEST_ARGS)
+	@echo "== 2/3: $$($(NOMXPY) -c 'import sys, numpy; print("Python %d.%d" % sys.version_info[:2], "numpy", numpy.__version__)'), no MXNet, PyTorch and DALI ($(VENV_NOMX))"
+	RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) RECPACK_REQUIRE=torch,dali $(NOMXPY) -m pytest $(PYTEST_ARGS)
+	@if [ -n "$(NEW_PYTHON)" ]; then \
+	  echo "== 3/3: $$($(NEWPY) -c 'import sys; print("Python %d.%d" % sys.version_info[:2])'), no MXNet ($(VENV_NEW))"; \
+	  req=$$($(NEWPY) -c 'import importlib.util as u; print("dali" if u.find_spec("nvidia.dali") else "")'); \
+	  RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) RECPACK_REQUIRE=$$req $(NEWPY) -m pytest $(PYTEST_ARGS) || exit 1; \
+	else echo "== 3/3: no Python 3.12+ interpreter on this machine (looked for python3.14, python3.13, python3.12): skipped"; fi
+	@echo "== interpreters that ran the tests: $(PYTHON) (MXNet), $(PYTHON) (numpy 2, no MXNet)$(if $(NEW_PYTHON),$(comma) $(NEW_PYTHON) (no MXNet),; no Python 3.12+ found)"
+
+comma := ,
+
+test-fast: $(VENV)/.installed
+	$(VPY) -m ruff check mxnet_recpack tests benchmarks setup.py
+	$(VPY) -m pytest -x -q -m "$(FAST)" $(PYTEST_ARGS)
+
+benchmark: $(VENV)/.installed
 	$(VPY) benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo_output
+	rm -rf $(VENV) $(VENV_NOMX) $(VENV_NEW) build *.egg-info .pytest_cache demo_output

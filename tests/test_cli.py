@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import mxnet_recpack as rp
-from conftest import recpack_cmd, write_lst
+from helpers import recpack_cmd, write_lst
 
 
 def run_on_terminal(cmd, cwd):

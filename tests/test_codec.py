@@ -15,6 +15,8 @@ from mxnet_recpack.format.index import format_index_line
 from mxnet_recpack.format.names import index_path_for
 from mxnet_recpack.format.framing import MAGIC_BYTES
 
+pytestmark = pytest.mark.mxnet  # read back with MXNet's own readers
+
 _SETTINGS = settings(max_examples=60, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -11,12 +11,14 @@ import pytest
 from mxnet.gluon.data.vision import transforms as T
 
 import mxnet_recpack as rp
-from conftest import read, write_lst
+from helpers import read, write_lst
 from mxnet_recpack.gluon import fastpath
 from mxnet_recpack.errors import OptionError
 from mxnet_recpack.images.codec import BGR, decode_image, encode_image
 from mxnet_recpack.images.transform import center_crop_square, reduced_decode_factor
 from mxnet_recpack.sources.image_list import ImageList
+
+pytestmark = pytest.mark.mxnet  # read back with MXNet's own readers
 
 
 

@@ -11,8 +11,10 @@ import pytest
 from mxnet.gluon.data.vision import transforms
 
 import mxnet_recpack as rp
-from conftest import IM2REC, recpack_cmd, run_all
+from helpers import im2rec_script, recpack_cmd, run_all
 from mxnet_recpack.cli import main as recpack_main
+
+pytestmark = pytest.mark.mxnet  # read back with MXNet's own readers
 
 # (case id, flags given to both tools). Each case packs the same .lst with both.
 CASES = [
@@ -63,7 +65,7 @@ def packed(folder, tmp_path_factory):
             pair.append(d)
         dirs[case_id] = tuple(pair)
         commands.append(recpack_cmd("im2rec", "-q", pair[0] / "data", root, *flags))
-        commands.append([sys.executable, IM2REC, str(pair[1] / "data"), root] + flags)
+        commands.append([sys.executable, im2rec_script(), str(pair[1] / "data"), root] + flags)
     for (code, out, err), cmd in zip(run_all(commands), commands):
         assert code == 0, (cmd, out, err)
     return dirs

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import mxnet_recpack as rp
-from conftest import recpack_cmd, write_lst
-from mxnet_recpack import ArrayDataset, RecordFileWriter
+from helpers import recpack_cmd, write_arrays, write_lst
+from mxnet_recpack import RecordFileWriter
 from mxnet_recpack.cli.inspect import add_extract, add_inspect
 from mxnet_recpack.errors import (OptionError, OutputExistsError, RecordFormatError,
                                   RecpackError)
@@ -42,11 +42,11 @@ def read_bytes(path):
 @pytest.fixture
 def array_rec(tmp_path):
     """12 PNG records: sizes 24x32 (x8) and 40x20 (x4), labels 0..2, the first one pure red."""
-    imgs = [solid((255, 0, 0), 24, 32)] + [solid((0, 40 * i, 200), 24, 32) for i in range(1, 8)]
+    imgs = [solid((255, 0, 0), 24, 32)] + [solid((0, 30 * i, 200), 24, 32) for i in range(1, 8)]
     imgs += [solid((0, 255, 0), 40, 20)] * 4
     labels = [i % 3 for i in range(12)]
     rec = str(tmp_path / "arr.rec")
-    ArrayDataset(imgs, labels).to_recordio(rec, encoding=".png")
+    write_arrays(rec, imgs, labels, encoding=".png")
     return rec
 
 
@@ -289,7 +289,7 @@ def test_cli_inspect_text_json_and_sheet(tmp_path, array_rec, capsys):
 
 def test_cli_inspect_shows_top_ten_labels_only(tmp_path, capsys):
     rec = str(tmp_path / "many.rec")
-    ArrayDataset(np.zeros((30, 4, 4, 3), np.uint8), np.arange(30) % 15).to_recordio(rec)
+    write_arrays(rec, np.zeros((30, 4, 4, 3), np.uint8), np.arange(30) % 15)
     run_cli("inspect", rec)
     out = capsys.readouterr().out
     assert len(out.splitlines()) <= 25

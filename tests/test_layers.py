@@ -101,14 +101,14 @@ def test_only_the_gluon_layer_imports_mxnet(path, rel):
 
 
 def test_every_module_is_small():
-    for path, rel in ALL:
+    for path, _rel in ALL:
         n = sum(1 for _ in open(path, encoding="utf-8"))
         assert n <= 420, "%s has %d lines: split it by concept" % (path, n)
 
 
 def test_every_function_is_short():
     """No function over ~60 lines of code (docstrings, comments and blank lines aside)."""
-    for path, rel in ALL:
+    for path, _rel in ALL:
         source = open(path, encoding="utf-8").read()
         tree = ast.parse(source)
         lines = source.splitlines()

@@ -13,7 +13,7 @@ import pytest
 from mxnet_recpack.sources.discover import list_images, make_list
 from mxnet_recpack.errors import OptionError
 
-from conftest import IM2REC
+from helpers import im2rec_script
 
 # Root-level images (label 0 when not recursive), 3 classes below it, one in a sub-sub-folder,
 # non-images, upper-case extensions, a folder with no image and a folder with only sub-folders.
@@ -76,7 +76,7 @@ def im2rec_outputs(image_root, tmp_path_factory):
     for case_id, flags, _ in CASES:
         out = base / case_id
         out.mkdir()
-        cmd = [sys.executable, IM2REC, "--list", str(out / "data"), image_root] + flags
+        cmd = [sys.executable, im2rec_script(), "--list", str(out / "data"), image_root] + flags
         procs[case_id] = (out, subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                                 stderr=subprocess.STDOUT, cwd=str(base)))
     outputs = {}
@@ -93,6 +93,7 @@ def _lst_files(folder):
 
 
 @pytest.mark.parametrize("case_id, flags, kwargs", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.mxnet
 def test_same_lst_files_as_im2rec(case_id, flags, kwargs, image_root, im2rec_outputs, tmp_path):
     expected = _lst_files(im2rec_outputs[case_id])
     state = random.getstate()

@@ -15,9 +15,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from mxnet.gluon.data.vision import ImageRecordDataset
 
 import mxnet_recpack as rp
-from conftest import keys_of, recpack_cmd, run_all, write_lst
+from helpers import keys_of, recpack_cmd, run_all, write_lst
 from mxnet_recpack.cli import main as recpack_main
 from mxnet_recpack import rebuild_index, verify
+
+pytestmark = pytest.mark.mxnet  # read back with MXNet's own readers
 
 
 def digest(*paths):
@@ -152,6 +154,7 @@ def _flags(root):
             "--inter-method", "4", "--resize", "300"]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_byte_identical(tmp_path, slow_job):
     root, rows = slow_job
     ref, run = tmp_path / "ref", tmp_path / "run"
@@ -186,6 +189,7 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path, slow_job):
     assert len(keys_of(str(run / "data.rec"))) == len(rows) - 1
 
 
+@pytest.mark.slow
 def test_sigterm_keeps_partial_for_resume_and_refuses_other_options(tmp_path, slow_job):
     root, rows = slow_job
     write_lst(tmp_path / "data.lst", rows[:60])

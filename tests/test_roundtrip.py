@@ -11,6 +11,8 @@ from mxnet.gluon.data.vision import ImageRecordDataset, transforms
 import mxnet_recpack as rp
 from mxnet_recpack import ArrayDataset, ImageListDataset, RecordFileWriter
 
+pytestmark = pytest.mark.mxnet  # read back with MXNet's own readers
+
 
 def mx_records(rec):
     """Every record through MXIndexedRecordIO.read_idx: {key: (header, decoded RGB image)}."""

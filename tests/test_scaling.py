@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import mxnet_recpack as rp
-from conftest import keys_of, read, recpack_cmd, run_all, write_lst
+from helpers import keys_of, read, recpack_cmd, run_all, write_lst
 from mxnet_recpack.cli import main as recpack_main
+
+pytestmark = pytest.mark.mxnet  # read back with MXNet's own readers
 
 
 
@@ -106,6 +108,7 @@ def upload_folder(fs, local_root, url):
             fs.put_file(os.path.join(dirpath, name), url + "/" + rel)
 
 
+@pytest.mark.s3
 def test_s3_root_list_and_output_byte_identical_to_local(tmp_path, photos_list, s3):
     fs, bucket = s3
     root, lst, rows = photos_list
@@ -122,6 +125,7 @@ def test_s3_root_list_and_output_byte_identical_to_local(tmp_path, photos_list, 
     assert iter_count(str(tmp_path / "got.rec")) == len(rows)
 
 
+@pytest.mark.s3
 def test_s3_storage_options_parts_and_atomic_output(tmp_path, photos_list, s3, monkeypatch):
     fs, bucket = s3
     root, lst, rows = photos_list
@@ -148,6 +152,7 @@ def test_s3_storage_options_parts_and_atomic_output(tmp_path, photos_list, s3, m
     assert fs.exists("%s/bad/x.failures.jsonl" % bucket)
 
 
+@pytest.mark.s3
 def test_s3_cli_and_to_recordio(tmp_path, photos_list, photos, s3):
     fs, bucket = s3
     root, lst, rows = photos_list
@@ -165,6 +170,7 @@ def test_s3_cli_and_to_recordio(tmp_path, photos_list, photos, s3):
 
 # ---- Dask ---------------------------------------------------------------------------------------
 
+@pytest.mark.dask
 def test_dask_parts_byte_identical_to_local(tmp_path, photos_list, dask_client):
     root, lst, rows = photos_list
     seen = []
@@ -180,6 +186,7 @@ def test_dask_parts_byte_identical_to_local(tmp_path, photos_list, dask_client):
     assert len(seen) == 3  # one report per finished part
 
 
+@pytest.mark.dask
 def test_dask_scheduler_address_failures_and_gluon_transforms(tmp_path, photos_list,
                                                               dask_client):
     from mxnet.gluon.data.vision import transforms
@@ -201,6 +208,7 @@ def test_dask_scheduler_address_failures_and_gluon_transforms(tmp_path, photos_l
     assert "skipped 1 bad image(s)" in out
 
 
+@pytest.mark.dask
 def test_dask_generic_dataset(tmp_path, photos, dask_client):
     ds = rp.ArrayDataset([p[:24, :24] for _, p in photos], np.arange(len(photos)))
     remote = ds.to_recordio(str(tmp_path / "d.rec"), nsplit=2, dask=dask_client)

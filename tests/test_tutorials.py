@@ -13,6 +13,8 @@ import pytest
 from nbclient import NotebookClient
 
 TUTORIALS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tutorials")
+pytestmark = [pytest.mark.mxnet, pytest.mark.notebooks]
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(TUTORIALS, "*.ipynb")))
 
 #: Notebook name -> (regex over its printed output, the least accuracy the test accepts).

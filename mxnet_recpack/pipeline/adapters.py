@@ -47,8 +47,11 @@ class Adapter:
 
     def parts_to_pickle(self, dataset):
         """``(description, object)`` pairs that worker processes receive by pickle, innermost
-        first, to name the one that cannot be pickled."""
-        return [("the dataset %s" % type(dataset).__name__, dataset)]
+        first, to name the one that cannot be pickled (a dataset may list its own parts with
+        a ``pickle_parts()`` method)."""
+        own = getattr(dataset, "pickle_parts", None)
+        return (own() if callable(own) else []) + [
+            ("the dataset %s" % type(dataset).__name__, dataset)]
 
 
 def register(adapter):

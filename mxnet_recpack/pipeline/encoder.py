@@ -34,16 +34,27 @@ def item_info(dataset):
     probe_base, _ = adapter.unwrap(dataset, 0) if len(dataset) else (dataset, 0)
     keys = getattr(probe_base, "record_keys", None)
     source = getattr(probe_base, "record_source", None)
+    return (_KeyOf(dataset, adapter) if keys is not None else None), \
+        (_SourceOf(dataset, adapter) if callable(source) else None)
 
-    def key_of(i):
-        base, j = adapter.unwrap(dataset, i)
+
+class _KeyOf:
+    """``i -> key`` through the framework's wrappers (picklable: workers receive it)."""
+
+    def __init__(self, dataset, adapter):
+        self.dataset, self.adapter = dataset, adapter
+
+    def __call__(self, i):
+        base, j = self.adapter.unwrap(self.dataset, i)
         return int(base.record_keys[j])
 
-    def source_of(i):
-        base, j = adapter.unwrap(dataset, i)
-        return base.record_source(j)
 
-    return (key_of if keys is not None else None), (source_of if callable(source) else None)
+class _SourceOf(_KeyOf):
+    """``i -> the item's source`` (a path) for failure reports."""
+
+    def __call__(self, i):
+        base, j = self.adapter.unwrap(self.dataset, i)
+        return base.record_source(j)
 
 
 def _split_item(item):

@@ -13,8 +13,8 @@ count.
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import pickle
-import queue
 import threading
 import time
 
@@ -119,7 +119,7 @@ def check_picklable(encoder, method):
         return
     except Exception as exc:  # noqa: BLE001 - any pickling failure is reported
         reason = "%s: %s" % (type(exc).__name__, exc)
-    culprit = "the dataset %s" % type(encoder.dataset).__name__
+    culprit = None
     for description, part in adapters.for_dataset(encoder.dataset).parts_to_pickle(
             encoder.dataset):
         try:
@@ -127,6 +127,10 @@ def check_picklable(encoder, method):
         except Exception:  # noqa: BLE001
             culprit = description
             break
+    if culprit is None:  # every part of the user's pickles: the rest is ours
+        raise RecpackError("internal error: the worker task cannot be pickled (%s); this is a "
+                           "bug in recpack, please report it. Meanwhile use num_workers=0 or "
+                           "the 'fork' start method" % reason)
     raise RecpackError(
         "worker processes started with the %r start method receive the dataset by pickle, and "
         "%s cannot be pickled (%s). Define datasets and transforms at module level (no lambdas "
@@ -135,22 +139,23 @@ def check_picklable(encoder, method):
 
 
 def _process_main(encoder, tasks, results, setup):
-    """A worker process: run batches from ``tasks`` until None, send results back."""
+    """A worker process: run the batches it receives until None; send each result back at
+    once (no buffering thread: what was sent before a crash has arrived)."""
     worker_start()
     if setup is not None:
         setup()
     while True:
-        task = tasks.get()
+        task = tasks.recv()
         if task is None:
             return
         b, batch = task
         try:
-            results.put((b, [encoder[i] for i in batch], None))
+            results.send((b, [encoder[i] for i in batch], None))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the parent
             try:
-                results.put((b, None, exc))
+                results.send((b, None, exc))
             except Exception:  # noqa: BLE001 - an unpicklable exception: send its text
-                results.put((b, None, RecpackError("%s: %s" % (type(exc).__name__, exc))))
+                results.send((b, None, RecpackError("%s: %s" % (type(exc).__name__, exc))))
 
 
 def _died(proc):
@@ -161,82 +166,100 @@ def _died(proc):
     return "exited with status %s" % code
 
 
-def _run_processes(encoder, num_workers, batches, timeout):
-    """Batches from ``num_workers`` worker processes: batch b goes to worker b % n, at most
-    ``2 * n`` batches in flight, results put back in order."""
-    ctx = multiprocessing.get_context()
-    method = ctx.get_start_method()
-    if method != "fork":
-        check_picklable(encoder, method)
-    setup = adapters.for_dataset(encoder.dataset).worker_setup()
-    results = ctx.Queue()
-    tasks = [ctx.SimpleQueue() for _ in range(num_workers)]
-    with WorkerState():
-        procs = [ctx.Process(target=_process_main, args=(encoder, tasks[w], results, setup),
-                             name="recpack-worker-%d" % w, daemon=True)
-                 for w in range(num_workers)]
-        for p in procs:
-            p.start()
-    held = [[] for _ in procs]  # batches sent to each worker and not yet back
-    done = {}
-    sent = 0
+class _Workers:
+    """``n`` worker processes, each with a task pipe and a result pipe; batch ``b`` goes to
+    worker ``b % n``, so the parent always knows which items a worker holds."""
 
-    def send_upto(limit):
-        nonlocal sent
-        while sent < min(limit, len(batches)):
-            w = sent % num_workers
-            tasks[w].put((sent, batches[sent]))
-            held[w].append(sent)
-            sent += 1
+    def __init__(self, encoder, n):
+        ctx = multiprocessing.get_context()
+        method = ctx.get_start_method()
+        if method != "fork":
+            check_picklable(encoder, method)
+        setup = adapters.for_dataset(encoder.dataset).worker_setup()
+        self.encoder, self.n = encoder, n
+        self.tasks, self.results, self.procs = [], [], []
+        with WorkerState():
+            for w in range(n):
+                task_recv, task_send = ctx.Pipe(duplex=False)
+                result_recv, result_send = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=_process_main, name="recpack-worker-%d" % w,
+                                args=(encoder, task_recv, result_send, setup), daemon=True)
+                p.start()
+                task_recv.close()
+                result_send.close()
+                self.tasks.append(task_send)
+                self.results.append(result_recv)
+                self.procs.append(p)
+        self.held = [[] for _ in range(n)]  # batches sent to each worker, not yet back
 
-    try:
-        send_upto(2 * num_workers)
-        for b in range(len(batches)):
-            waited = 0.0
-            while b not in done:
+    def send(self, b, batch):
+        w = b % self.n
+        self.tasks[w].send((b, batch))
+        self.held[w].append(b)
+
+    def receive(self, timeout, batches):
+        """The results that arrive within ``timeout`` seconds: ``[(b, items), ...]``."""
+        ready = multiprocessing.connection.wait(self.results + [p.sentinel for p in self.procs],
+                                                timeout)
+        got = []
+        for w, conn in enumerate(self.results):
+            while conn in ready and conn.poll():
                 try:
-                    got, items, exc = results.get(timeout=_POLL_S)
-                except queue.Empty:
-                    waited += _POLL_S
-                    _check_workers(procs, held, batches, encoder)
-                    if waited >= timeout:
-                        raise WorkerError("no result for items %s within %s s (timeout); a "
-                                          "transform or a read is stuck"
-                                          % (_span(batches[b]), timeout)) from None
-                    continue
-                held[got % num_workers].remove(got)
+                    b, items, exc = conn.recv()
+                except EOFError:
+                    break
+                self.held[w].remove(b)
                 if exc is not None:
                     raise exc
-                done[got] = items
-            yield done.pop(b)
-            send_upto(b + 1 + 2 * num_workers)
-    finally:
-        for t, p in zip(tasks, procs):
-            if p.is_alive():
-                try:
-                    t.put(None)
-                except (OSError, ValueError):
-                    pass
+                got.append((b, items))
+        for w, p in enumerate(self.procs):
+            if p.sentinel in ready and self.held[w]:
+                p.join()
+                batch = batches[self.held[w][0]]
+                raise WorkerError("worker process %d (pid %d) %s while it held items %s "
+                                  "(first: %s); the output is not written. If it ran out of "
+                                  "memory, use fewer workers or a smaller batch_size"
+                                  % (w, p.pid, _died(p), _span(batch),
+                                     self.encoder.describe(batch[0])))
+        return got
+
+    def close(self):
+        for conn, p in zip(self.tasks, self.procs):
+            try:
+                if p.is_alive():
+                    conn.send(None)
+            except (OSError, ValueError):
+                pass
         deadline = time.monotonic() + 2
-        for p in procs:
+        for p in self.procs:
             p.join(max(0.0, deadline - time.monotonic()))
             if p.is_alive():
                 p.terminate()
                 p.join()
-        results.close()
-        results.join_thread()
+        for conn in self.tasks + self.results:
+            conn.close()
 
 
-def _check_workers(procs, held, batches, encoder):
-    """Raise :class:`WorkerError` when a worker process died, naming the items it held."""
-    for w, p in enumerate(procs):
-        if p.exitcode is None:
-            continue
-        if not held[w]:
-            continue  # finished its share (cannot happen before the last batch) or idle
-        batch = batches[held[w][0]]
-        where = encoder.describe(batch[0])
-        raise WorkerError("worker process %d (pid %d) %s while it held items %s (first: %s); "
-                          "the output is not written. If it ran out of memory, use fewer "
-                          "workers or a smaller batch_size"
-                          % (w, p.pid, _died(p), _span(batch), where))
+def _run_processes(encoder, num_workers, batches, timeout):
+    """Batches from ``num_workers`` worker processes, at most ``2 * n`` batches in flight,
+    results put back in order."""
+    workers = _Workers(encoder, num_workers)
+    done = {}
+    sent = 0
+    try:
+        for b in range(len(batches)):
+            while sent < min(b + 1 + 2 * num_workers, len(batches)):
+                workers.send(sent, batches[sent])
+                sent += 1
+            waited = 0.0
+            while b not in done:
+                t0 = time.monotonic()
+                done.update(workers.receive(_POLL_S, batches))
+                waited = 0.0 if done else waited + time.monotonic() - t0
+                if b not in done and waited >= timeout:
+                    raise WorkerError("no result for items %s within %s s (timeout); a "
+                                      "transform or a read is stuck" % (_span(batches[b]),
+                                                                        timeout))
+            yield done.pop(b)
+    finally:
+        workers.close()

@@ -35,6 +35,11 @@ class TransformedImages:
     def __len__(self):
         return len(self.source)
 
+    def pickle_parts(self):
+        """What worker processes receive by pickle, to name the part that cannot be."""
+        return [("the dataset %s" % type(self.source).__name__, self.source),
+                ("the transform %r" % (self.transform,), self.transform)]
+
     def __getitem__(self, i):
         image, label = self.source[i]
         return self.transform(image), label

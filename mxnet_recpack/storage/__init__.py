@@ -20,16 +20,22 @@ def is_url(path):
     return bool(_URL.match(str(path)))
 
 
-def joiner(root):
-    """A function ``relative -> full path`` for one image root (local folder or URL prefix).
+class joiner:  # noqa: N801 - used like a function: joiner(root)(relative)
+    """``joiner(root)(relative)`` -> the full path, for one image root (folder or URL prefix).
 
-    Built once per run, so the per-item join is a plain string operation.
+    Built once per run, so the per-item join is a plain string operation; picklable, so
+    datasets holding one travel to spawned workers.
     """
-    root = os.fspath(root)
-    if is_url(root):
-        base = root.rstrip("/") + "/"
-        return lambda relative: base + relative.replace("\\", "/").lstrip("/")
-    return lambda relative: os.path.join(root, relative)
+
+    def __init__(self, root):
+        root = os.fspath(root)
+        self.url = is_url(root)
+        self.base = root.rstrip("/") + "/" if self.url else root
+
+    def __call__(self, relative):
+        if self.url:
+            return self.base + relative.replace("\\", "/").lstrip("/")
+        return os.path.join(self.base, relative)
 
 
 def read_bytes(path, *, storage_options=None):

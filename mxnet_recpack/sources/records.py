@@ -1,0 +1,260 @@
+"""Existing record files as positions: one or more ``.rec``/``.idx`` pairs (local or ``s3://``),
+read without decoding.
+
+:class:`RecordSet` knows, from the index and one small read per record (its frame head and
+image header), where every record is, how long it is and whether it holds an image or only a
+label. It opens its files lazily, in each process, and reads with positional reads, so one
+instance can be pickled to DataLoader workers (fork, spawn, forkserver) and shared by threads.
+"""
+
+import glob
+import os
+import struct
+import threading
+
+import numpy as np
+
+from ..errors import IndexFormatError, RecordFormatError
+from ..format.framing import MAGIC, RecordReader
+from ..format.header import HEADER_SIZE, unpack_record
+from ..format.index import read_index
+from ..format.names import index_path_for
+from ..storage import is_url
+
+__all__ = ["RecordSet", "expand_paths"]
+
+_HEAD = 8 + HEADER_SIZE  # frame head + image header: enough to tell an image from a label
+_CHUNK = 1 << 20  # records whose heads are gathered at once (bounded memory)
+_FRAME = struct.Struct("<II")
+
+
+def expand_paths(paths):
+    """A list of ``.rec`` paths from a path, a glob (``train.part*.rec``) or a list of them."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out = []
+    for p in paths:
+        p = os.fspath(p)
+        if any(c in p for c in "*?["):
+            if is_url(p):
+                from ..storage.remote import filesystem
+                fs, pattern = filesystem(p)
+                found = sorted(fs.unstrip_protocol(m) for m in fs.glob(pattern))
+            else:
+                found = sorted(glob.glob(p))
+            if not found:
+                raise FileNotFoundError("%s: no record file matches this pattern" % p)
+            out.extend(found)
+        else:
+            out.append(p)
+    if not out:
+        raise FileNotFoundError("no record file given")
+    return out
+
+
+class _Files:
+    """Per-process, thread-safe access to the record files (dropped when pickled)."""
+
+    def __init__(self, paths, storage_options):
+        self.paths = paths
+        self.storage_options = storage_options
+        self._pid = None
+        self._lock = threading.Lock()
+        self._open = {}
+
+    def __getstate__(self):
+        return {"paths": self.paths, "storage_options": self.storage_options}
+
+    def __setstate__(self, state):
+        self.__init__(state["paths"], state["storage_options"])
+
+    def _handle(self, f):
+        if self._pid != os.getpid():  # a fresh process (fork): never reuse the parent's
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._open, self._pid = {}, os.getpid()
+        handle = self._open.get(f)
+        if handle is None:
+            with self._lock:
+                handle = self._open.get(f)
+                if handle is None:
+                    handle = self._open_file(self.paths[f])
+                    self._open[f] = handle
+        return handle
+
+    def _open_file(self, path):
+        if is_url(path):
+            from ..storage.remote import filesystem
+            return ("url",) + tuple(filesystem(path, self.storage_options))
+        return ("fd", os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)))
+
+    def read(self, f, offset, size):
+        """``size`` bytes at ``offset`` of file ``f`` (fewer only at the end of the file)."""
+        handle = self._handle(f)
+        if handle[0] == "url":
+            return handle[1].cat_file(handle[2], start=offset, end=offset + size)
+        if hasattr(os, "pread"):
+            return os.pread(handle[1], size, offset)
+        with self._lock:  # pragma: no cover - Windows: no pread
+            os.lseek(handle[1], offset, os.SEEK_SET)
+            return os.read(handle[1], size)
+
+    def size(self, f):
+        handle = self._handle(f)
+        if handle[0] == "url":
+            return handle[1].size(handle[2])
+        return os.fstat(handle[1]).st_size
+
+    def close(self):
+        for handle in self._open.values():
+            if handle[0] == "fd":
+                os.close(handle[1])
+        self._open = {}
+
+
+class RecordSet:
+    """The records of one or more indexed record files, by position, without decoding.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or list
+        ``.rec`` files (local or URLs), or glob patterns (``"train.part*.rec"``): several
+        files are one set, in order. Each needs its ``.idx`` beside it.
+    storage_options : dict, optional
+        fsspec options for URLs.
+    images_only : bool, default False
+        Leave out label-only records (no image bytes after the header), such as InsightFace's
+        header and identity records.
+
+    Attributes
+    ----------
+    paths : list of str
+    keys : numpy.ndarray of uint64
+        The ``.idx`` key of every position.
+    """
+
+    def __init__(self, paths, *, storage_options=None, images_only=False):
+        self.paths = expand_paths(paths)
+        self._files = _Files(self.paths, storage_options)
+        keys, offsets, sizes, files = [], [], [], []
+        for f, path in enumerate(self.paths):
+            k, o, s = self._scan_index(f, path)
+            keys.append(k)
+            offsets.append(o)
+            sizes.append(s)
+            files.append(np.full(len(k), f, dtype=np.int32))
+        self.keys = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
+        self._offsets = np.concatenate(offsets)
+        self._sizes = np.concatenate(sizes)
+        self._file = np.concatenate(files)
+        self.has_image = self._image_flags()
+        if images_only:
+            keep = np.flatnonzero(self.has_image)
+            self.keys, self._offsets = self.keys[keep], self._offsets[keep]
+            self._sizes, self._file = self._sizes[keep], self._file[keep]
+            self.has_image = self.has_image[keep]
+
+    def _scan_index(self, f, path):
+        idx = index_path_for(path)
+        if is_url(idx):
+            from ..storage import read_bytes
+            text = read_bytes(idx, storage_options=self._files.storage_options).decode("ascii")
+            entries = read_index(idx, text=text)
+        else:
+            entries = read_index(idx)
+        keys = np.array([k for k, _ in entries], dtype=np.uint64)
+        offsets = np.array([o for _, o in entries], dtype=np.int64)
+        if len(np.unique(keys)) != len(keys):
+            raise IndexFormatError("%s: some keys are listed more than once; keys name records, "
+                                   "so each must be unique (rebuild it with `recpack index "
+                                   "%s`)" % (idx, path))
+        # A record's extent runs to the next record's offset (or the end of the file).
+        order = np.argsort(offsets, kind="stable")
+        ends = np.empty_like(offsets)
+        ends[order[:-1]] = offsets[order[1:]]
+        if len(order):
+            ends[order[-1]] = self._files.size(f)
+        sizes = ends - offsets
+        if len(sizes) and (sizes <= 0).any():
+            bad = int(np.flatnonzero(sizes <= 0)[0])
+            raise IndexFormatError("%s: line %d (key %d) points at byte %d, which another line "
+                                   "or the end of %s leaves no room for; rebuild it with "
+                                   "`recpack index %s`" % (idx, bad + 1, int(keys[bad]),
+                                                           int(offsets[bad]), path, path))
+        return keys, offsets, sizes
+
+    def _heads(self, positions):
+        """The first 32 bytes (frame head + image header) of each record at ``positions``."""
+        out = np.zeros((len(positions), _HEAD), np.uint8)
+        for f in np.unique(self._file[positions]) if len(positions) else ():
+            mine = np.flatnonzero(self._file[positions] == f)
+            path = self.paths[f]
+            offs = self._offsets[positions[mine]]
+            if not is_url(path) and self._files.size(f) > 0:
+                mm = np.memmap(path, dtype=np.uint8, mode="r")
+                ends = np.minimum(offs[:, None] + np.arange(_HEAD), len(mm) - 1)
+                out[mine] = mm[ends]
+                del mm
+            else:
+                for row, off in zip(mine, offs):
+                    head = self._files.read(f, int(off), _HEAD)
+                    out[row, :len(head)] = np.frombuffer(head, np.uint8)
+        return out
+
+    def _image_flags(self):
+        """True where a record holds bytes after its header and labels (an image)."""
+        n = len(self.keys)
+        flags = np.ones(n, dtype=bool)
+        for start in range(0, n, _CHUNK):
+            pos = np.arange(start, min(n, start + _CHUNK))
+            heads = self._heads(pos)
+            words = heads[:, :12].copy().view("<u4")  # magic, cflag|length, flag
+            whole = (words[:, 1] >> 29) == 0  # a single frame: its length is the payload's
+            length = words[:, 1] & ((1 << 29) - 1)
+            bad = np.flatnonzero(words[:, 0] != MAGIC)
+            if len(bad):
+                p = int(pos[bad[0]])
+                raise RecordFormatError("no record starts here (key %d of the index); the .idx "
+                                        "does not describe this .rec: rebuild it with `recpack "
+                                        "index`" % int(self.keys[p]),
+                                        path=self.paths[self._file[p]],
+                                        offset=int(self._offsets[p]))
+            flags[pos] = ~whole | (length > HEADER_SIZE + 4 * words[:, 2].astype(np.int64))
+            for p in pos[~whole]:  # split by the magic word (rare): look at the whole payload
+                payload = self.payload(int(p))
+                flags[p] = len(payload) > HEADER_SIZE + 4 * struct.unpack_from("<I", payload)[0]
+        return flags
+
+    def __len__(self):
+        return len(self.keys)
+
+    def where(self, i):
+        """``(path, byte offset)`` of position ``i``."""
+        return self.paths[self._file[i]], int(self._offsets[i])
+
+    def payload(self, i):
+        """The whole payload of the record at position ``i`` (frames joined, checked)."""
+        f, offset, size = int(self._file[i]), int(self._offsets[i]), int(self._sizes[i])
+        data = self._files.read(f, offset, size)
+        if len(data) >= 8:
+            magic, lrec = _FRAME.unpack_from(data)
+            length = lrec & ((1 << 29) - 1)
+            if magic == MAGIC and lrec >> 29 == 0 and 8 + length <= len(data):
+                return data[8:8 + length]
+        import io
+        reader = RecordReader(io.BytesIO(data), path=self.paths[f], size=len(data))
+        got = reader.read_next(0)
+        if got is None:
+            raise RecordFormatError("no record here: the file ends", path=self.paths[f],
+                                    offset=offset)
+        return got[0]
+
+    def record(self, i):
+        """``(key, RecordHeader, payload view after the labels)`` of position ``i``."""
+        path, offset = self.where(i)
+        header, body = unpack_record(self.payload(i), offset=offset, path=path)
+        return int(self.keys[i]), header, body
+
+    def close(self):
+        """Close this process's file handles (they reopen on the next read)."""
+        self._files.close()
