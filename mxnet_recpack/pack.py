@@ -1,15 +1,19 @@
 """Packing a list of images: ``im2rec(list_file, transforms, dataset_params, output_path)``,
 im2rec.py as a Python call."""
 
+from __future__ import annotations
+
 import logging
 import os
 import re
+from typing import Callable
 
 from .errors import OptionError
 from .format.names import rec_path_for, strip_suffix
 from .options import OPTIONS, resolve
 from .pipeline import adapters
 from .pipeline.jobs import write_parts
+from .pipeline.summary import WriteSummary
 from .sources.image_list import ImageList
 from .sources.lists import parse_list
 from .sources.transformed import TransformedImages
@@ -35,7 +39,9 @@ _RUN_INFO = ("root", "resize", "center_crop", "color", "inter_method", "reduced_
              "pass_through", "pack_label", "max_pixels")
 
 
-def im2rec(list_file, transforms=None, dataset_params=None, output_path=None):
+def im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
+           dataset_params: dict | None = None,
+           output_path: str | os.PathLike | None = None) -> str | list[str]:
     """Pack the images of an im2rec ``.lst`` file into ``output_path.rec`` + ``.idx``.
 
     Each image is read, preprocessed as ``im2rec.py`` does (``center_crop``, then ``resize``),
@@ -76,7 +82,9 @@ def im2rec(list_file, transforms=None, dataset_params=None, output_path=None):
     return paths[0] if len(paths) == 1 else paths
 
 
-def run_im2rec(list_file, transforms=None, dataset_params=None, output_path=None):
+def run_im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
+               dataset_params: dict | None = None,
+               output_path: str | os.PathLike | None = None) -> list[WriteSummary]:
     """:func:`im2rec`, returning one :class:`~mxnet_recpack.WriteSummary` per file written."""
     p = resolve(dataset_params, IM2REC_OPTIONS, "dataset_params")
     list_file = os.fspath(list_file)

@@ -6,7 +6,11 @@ process and reads with positional reads, so it is picklable and safe under fork,
 threads. No MXNet, no framework: images come back as numpy arrays.
 """
 
+from __future__ import annotations
+
 import io
+import os
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -51,7 +55,9 @@ class RecordDataset:
     >>> loader = torch.utils.data.DataLoader(ds, batch_size=32, num_workers=2)
     """
 
-    def __init__(self, path, *, transform=None, color=None, storage_options=None):
+    def __init__(self, path: str | os.PathLike | Sequence[str], *,
+                 transform: Callable[[np.ndarray], Any] | None = None, color: int | None = None,
+                 storage_options: dict | None = None):
         if color is not None:
             color = validate("color", color)
         if transform is not None and not callable(transform):
@@ -69,10 +75,10 @@ class RecordDataset:
     def keys(self):
         return self.records.keys
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> tuple[Any, float | np.ndarray]:
         n = len(self.records)
         if not -n <= i < n:
             raise IndexError("position %d is out of range for %d images" % (i, n))

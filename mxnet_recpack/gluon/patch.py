@@ -5,9 +5,12 @@ without MXNet); the method is attached to ``mxnet.gluon.data.Dataset`` as soon a
 exists, whichever of the two packages is imported first.
 """
 
+from __future__ import annotations
+
 import importlib.abc
 import os
 import sys
+from typing import Any, Callable
 
 from ..options import D
 
@@ -16,11 +19,14 @@ __all__ = ["to_recordio", "install_hook"]
 _TARGET = "mxnet.gluon.data.dataset"
 
 
-def to_recordio(self, path, *, encoding=D.encoding, quality=D.quality,
-                num_workers=D.num_workers, batch_size=D.batch_size, thread_pool=D.thread_pool,
-                overwrite=D.overwrite, max_failures=D.max_failures, progress=D.progress,
-                timeout=D.timeout, append=D.append, resume=D.resume, nsplit=D.nsplit,
-                part=D.part, dask=D.dask, storage_options=D.storage_options):
+def to_recordio(self, path: str | os.PathLike, *, encoding: str = D.encoding,
+                quality: int = D.quality, num_workers: int = D.num_workers,
+                batch_size: int = D.batch_size, thread_pool: bool | None = D.thread_pool,
+                overwrite: bool = D.overwrite, max_failures: int | float | None = D.max_failures,
+                progress: Callable[[int, int], None] | None = D.progress,
+                timeout: float = D.timeout, append: bool = D.append, resume: bool = D.resume,
+                nsplit: int = D.nsplit, part: int | None = D.part, dask: Any = D.dask,
+                storage_options: dict | None = D.storage_options) -> str | list[str]:
     """Write this dataset's ``(image, label)`` items to an indexed RecordIO file.
 
     Parameters

@@ -1,6 +1,8 @@
 """``extract``: write every stored image back out as a file, with an im2rec ``.lst`` that
 ``recpack im2rec --pass-through`` packs into the same ``.rec``/``.idx`` bytes again."""
 
+from __future__ import annotations
+
 import logging
 import os
 
@@ -25,7 +27,8 @@ def _label_text(value):
     return text
 
 
-def extract(rec_path, out_dir, *, idx_path=None, overwrite=False):
+def extract(rec_path: str | os.PathLike, out_dir: str | os.PathLike, *,
+            idx_path: str | os.PathLike | None = None, overwrite: bool = False) -> str:
     """Write every stored image back out as a file, with an im2rec ``.lst`` describing them.
 
     Images go to ``out_dir/<key>.<ext>`` (``.jpg``, ``.png``, ``.npy`` or ``.bin`` from the

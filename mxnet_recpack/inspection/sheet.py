@@ -1,6 +1,8 @@
 """``contact_sheet``: draw the first images of a record file, each with its key and label,
 into one PNG."""
 
+from __future__ import annotations
+
 import io
 import logging
 import os
@@ -92,7 +94,9 @@ def _check_positive(name, value, minimum=1):
         raise OptionError("%s must be an integer >= %d; got %r" % (name, minimum, value))
 
 
-def contact_sheet(rec_path, out_png, *, count=36, columns=6, thumb=128, idx_path=None):
+def contact_sheet(rec_path: str | os.PathLike, out_png: str | os.PathLike, *, count: int = 36,
+                  columns: int = 6, thumb: int = 128,
+                  idx_path: str | os.PathLike | None = None) -> str:
     """Draw the first ``count`` images of a record file into one PNG, with key and label.
 
     Each image is scaled to fit a ``thumb`` x ``thumb`` cell (aspect ratio kept, black bars),

@@ -1,6 +1,8 @@
 """``inspect_file``: count a record file's records, keys, labels, image sizes and encodings,
 mostly from headers (JPEG/PNG sizes come from the image headers, without decoding)."""
 
+from __future__ import annotations
+
 import os
 import statistics
 from collections import Counter
@@ -22,7 +24,7 @@ def _spread(values):
             "median": float(statistics.median(values))}
 
 
-def inspect_file(rec_path, *, idx_path=None):
+def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | None = None) -> dict:
     """Summarise a record file: records, keys, labels, image sizes and encodings.
 
     Image sizes of JPEG and PNG records come from their headers (no decoding); ``.npy`` sizes

@@ -1,6 +1,8 @@
 """``recpack index``: write the ``.idx`` of a ``.rec`` from its records (MXNet's
 ``tools/rec2idx.py``)."""
 
+from __future__ import annotations
+
 import os
 
 from ..errors import OptionError, RecordFormatError
@@ -12,7 +14,8 @@ from ..format.names import index_path_for
 __all__ = ["rebuild_index"]
 
 
-def rebuild_index(rec_path, idx_path=None, *, keys="id"):
+def rebuild_index(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None, *,
+                  keys: str = "id") -> int:
     """Write the ``.idx`` of a ``.rec`` from its records (MXNet's ``tools/rec2idx.py``).
 
     Parameters

@@ -5,7 +5,10 @@ The frame walk is the format layer's (:func:`~mxnet_recpack.format.checks.scan`)
 adds what needs pixels: whether each payload is an image that decodes.
 """
 
+from __future__ import annotations
+
 import io
+import os
 
 import numpy as np
 
@@ -49,7 +52,8 @@ def _decode_problem(body):
     return None
 
 
-def verify(rec_path, idx_path=None, *, decode=True, max_problems=1000):
+def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None, *,
+           decode: bool = True, max_problems: int = 1000) -> tuple[int, list[Problem]]:
     """Read every frame of ``rec_path``, check it against its index, decode every image.
 
     Returns

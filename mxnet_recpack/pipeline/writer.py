@@ -7,10 +7,13 @@ An interrupted run can be resumed (``resume=True``); an existing file can be app
 (``append=True``).
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import time
 import warnings
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -72,9 +75,10 @@ class RecordFileWriter:
     ...     w.write_dataset(dataset, num_workers=2)
     """
 
-    def __init__(self, path, *, encoding=D.encoding, quality=D.quality, overwrite=D.overwrite,
-                 max_failures=D.max_failures, append=D.append, resume=D.resume,
-                 storage_options=D.storage_options):
+    def __init__(self, path: str | os.PathLike, *, encoding: str = D.encoding,
+                 quality: int = D.quality, overwrite: bool = D.overwrite,
+                 max_failures: int | float | None = D.max_failures, append: bool = D.append,
+                 resume: bool = D.resume, storage_options: dict | None = D.storage_options):
         self.path = os.fspath(path)
         self.encoding = validate("encoding", encoding)
         self.quality = validate("quality", quality)
@@ -165,7 +169,7 @@ class RecordFileWriter:
         self._out.write_frames(frames, lines)
         self._offset = offset
 
-    def write(self, image, label=0.0, key=None):
+    def write(self, image: Any, label: Any = 0.0, key: int | None = None) -> int:
         """Encode one image in this process and append it.
 
         Parameters
@@ -189,9 +193,11 @@ class RecordFileWriter:
         self._append(key, encode_record(payload))
         return key
 
-    def write_dataset(self, dataset, *, num_workers=D.num_workers, batch_size=D.batch_size,
-                      thread_pool=D.thread_pool, progress=D.progress, timeout=D.timeout,
-                      run_info=None, positions=None):
+    def write_dataset(self, dataset: Sequence, *, num_workers: int = D.num_workers,
+                      batch_size: int = D.batch_size, thread_pool: bool | None = D.thread_pool,
+                      progress: Callable[[int, int], None] | None = D.progress,
+                      timeout: float = D.timeout, run_info: dict | None = None,
+                      positions: Sequence[int] | None = None) -> WriteSummary:
         """Append every item of a dataset of ``(image, label)``, in dataset order.
 
         ``dataset`` is any sized, indexable sequence: a Gluon ``Dataset``, an
@@ -337,7 +343,7 @@ class RecordFileWriter:
             failures=self._report.count, report_path=self.report_path)
 
     # -- finishing ------------------------------------------------------------------------------
-    def close(self):
+    def close(self) -> WriteSummary:
         """Finish the files and move them to their final names (idempotent)."""
         if self._closed:
             return self.summary
@@ -363,7 +369,7 @@ class RecordFileWriter:
         log.info("%s", self.summary.line())
         return self.summary
 
-    def abort(self, *, keep_partial=False):
+    def abort(self, *, keep_partial: bool = False) -> None:
         """Stop; existing files stay as they were. The partial files are removed, or kept for a
         later ``resume`` when ``keep_partial`` or when this run was itself resumed."""
         if self._closed:

@@ -5,9 +5,12 @@ given the same options, and also records the class-name -> label mapping in
 ``PREFIX.classes.tsv``. Standard library only.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import random
+from typing import Sequence
 
 from ..errors import OptionError
 from ..options import D, validate
@@ -94,8 +97,10 @@ def _write_lst(path, items, written):
     written.append(path)
 
 
-def make_list(root, prefix, *, recursive=D.recursive, exts=D.exts, train_ratio=D.train_ratio,
-              test_ratio=D.test_ratio, chunks=D.chunks, shuffle=D.shuffle, seed=D.seed):
+def make_list(root: str | os.PathLike, prefix: str | os.PathLike, *,
+              recursive: bool = D.recursive, exts: Sequence[str] = D.exts,
+              train_ratio: float = D.train_ratio, test_ratio: float = D.test_ratio,
+              chunks: int = D.chunks, shuffle: bool = D.shuffle, seed: int = D.seed) -> list[str]:
     """Write im2rec ``.lst`` file(s) for the images under `root`, like ``im2rec.py --list``.
 
     The items of :func:`list_images` are shuffled (unless `shuffle` is False) with

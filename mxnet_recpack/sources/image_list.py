@@ -6,6 +6,10 @@ to encode (:class:`~mxnet_recpack.images.codec.BGR`); only :meth:`ImageList.read
 users and transforms see, returns RGB.
 """
 
+from __future__ import annotations
+
+import os
+
 from ..errors import BadImageError
 from ..images.codec import BGR
 from ..images.probe import check_image_bytes
@@ -68,10 +72,14 @@ class ImageList:
     workers share the parsed list without copying it.
     """
 
-    def __init__(self, list_file, root=D.root, color=D.color, *, decode=D.decode, pack_label=True,
-                 allow_outside_root=D.allow_outside_root, storage_options=D.storage_options,
-                 resize=D.resize, center_crop=D.center_crop, inter_method=D.inter_method,
-                 reduced_decode=D.reduced_decode, max_pixels=D.max_pixels):
+    def __init__(self, list_file: str | os.PathLike | ListEntries,
+                 root: str | os.PathLike = D.root, color: int = D.color, *,
+                 decode: bool = D.decode, pack_label: bool = True,
+                 allow_outside_root: bool = D.allow_outside_root,
+                 storage_options: dict | None = D.storage_options,
+                 resize: int | tuple[int, int] = D.resize, center_crop: bool = D.center_crop,
+                 inter_method: int = D.inter_method, reduced_decode: str | bool = D.reduced_decode,
+                 max_pixels: int | None = D.max_pixels):
         self.root = validate("root", root)
         self.color = validate("color", color)
         self.decode = validate("decode", decode)
