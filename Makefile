@@ -11,8 +11,7 @@
 
 PYTHON ?= $(shell for p in python3.11 python3.10 python3.9 python3.8 python3; do \
             command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
-NEW_PYTHON ?= $(shell for p in python3.14 python3.13 python3.12; do \
-                command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
+NEW_PYTHON ?= $(shell tools/find-new-python)
 VENV      ?= .venv
 VENV_NOMX ?= .venv-nomx
 VENV_NEW  ?= .venv-new
@@ -79,7 +78,7 @@ test: lint venvs
 	  echo "== 3/3: $$($(NEWPY) -c 'import sys; print("Python %d.%d" % sys.version_info[:2])'), no MXNet ($(VENV_NEW))"; \
 	  req=$$($(NEWPY) -c 'import importlib.util as u; print("dali" if u.find_spec("nvidia.dali") else "")'); \
 	  RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) RECPACK_REQUIRE=$$req $(NEWPY) -m pytest $(PYTEST_ARGS) || exit 1; \
-	else echo "== 3/3: no Python 3.12+ interpreter on this machine (looked for python3.14, python3.13, python3.12): skipped"; fi
+	else echo "== 3/3: no Python 3.12+ interpreter on this machine (looked for python3.14, python3.13, python3.12 on PATH and in pyenv): not run"; fi
 	@echo "== interpreters that ran the tests: $(PYTHON) (MXNet), $(PYTHON) (numpy 2, no MXNet)$(if $(NEW_PYTHON),$(comma) $(NEW_PYTHON) (no MXNet),; no Python 3.12+ found)"
 
 comma := ,
