@@ -24,6 +24,8 @@ from .sources.records import RecordSet
 
 __all__ = ["RecordDataset"]
 
+_PROBE = 4096  # JPEG SOF and PNG IHDR come first: enough to tell gray from colour
+
 
 class RecordDataset:
     """The images of indexed record files, by position, decoded.
@@ -90,18 +92,21 @@ class RecordDataset:
         return image, label
 
     def _decode(self, body, i):
-        data = np.frombuffer(body, dtype=np.uint8)
-        if sniff(data[:12]) == "npy":
+        head = bytes(body[:_PROBE])
+        if sniff(head) == "npy":
             return np.load(io.BytesIO(bytes(body)), allow_pickle=False)
         cv2 = load()
         color = self.color
-        if color is None:
-            color = 0 if probe_image(bytes(data[:1 << 16])).channels == 1 else 1
-        img = cv2.imdecode(data, color)
+        if color is None:  # gray stays gray: the JPEG/PNG header says which it is
+            channels = probe_image(head).channels
+            color = 0 if channels == 1 else (1 if channels else cv2.IMREAD_ANYCOLOR)
+        # OpenCV 4.10+ decodes straight to RGB, cheaper than BGR and a swap
+        direct = getattr(cv2, "IMREAD_COLOR_RGB", None) if color == 1 else None
+        img = cv2.imdecode(np.frombuffer(body, dtype=np.uint8), direct or color)
         if img is None:
             path, offset = self.records.where(i)
             raise BadImageError("%s, byte offset %d (key %d): the image does not decode"
                                 % (path, offset, int(self.records.keys[i])))
         if img.ndim == 2:
             return img[:, :, None]
-        return swap_rb(img)
+        return img if direct else swap_rb(img)
