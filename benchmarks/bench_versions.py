@@ -45,25 +45,40 @@ def command(tree, name, prefix, root):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--baseline", default=BASELINE, help="the commit to compare with")
+    p.add_argument("--head", default=None,
+                   help="compare this commit instead of the working tree (checked out too)")
+    p.add_argument("--only", default=",".join(WORKLOADS) + ",import",
+                   help="comma-separated subset of: %s, import" % ", ".join(WORKLOADS))
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--out", help="also write the Markdown report to this file")
     args = p.parse_args(argv)
     repo = os.path.dirname(HERE)
-    base_tree = tempfile.mkdtemp(prefix="recpack-baseline-")
-    subprocess.run(["git", "-C", repo, "worktree", "add", "--detach", "-f", base_tree,
-                    args.baseline], check=True, capture_output=True)
-    trees = {"baseline %s" % args.baseline: base_tree, "this checkout": repo}
+    only = set(args.only.split(","))
+    checkouts = []
+
+    def checkout(rev):
+        tree = tempfile.mkdtemp(prefix="recpack-%s-" % rev)
+        subprocess.run(["git", "-C", repo, "worktree", "add", "--detach", "-f", tree, rev],
+                       check=True, capture_output=True)
+        checkouts.append(tree)
+        return tree
+
+    trees = {"baseline %s" % args.baseline: checkout(args.baseline),
+             ("commit %s" % args.head if args.head else "this checkout"):
+             checkout(args.head) if args.head else repo}
     try:
         root, full_list = ensure_dataset("imagenet", 5000)
         warm_up([root])
         rows = []
         for name, (_, counts, cycle) in WORKLOADS.items():
+            if name not in only:
+                continue
             runs = {t: {n: [] for n in counts} for t in trees}
             for _ in range(args.repeat):
                 for n in counts:
                     for label, tree in trees.items():
-                        folder = os.path.join(DATA_DIR, "versions", name, label.split()[0],
-                                              str(n))
+                        folder = os.path.join(DATA_DIR, "versions", name,
+                                              label.split()[0], str(n))
                         os.makedirs(folder, exist_ok=True)
                         prefix = os.path.join(folder, "data")
                         write_list(full_list, n, prefix + ".lst", cycle)
@@ -81,17 +96,19 @@ def main(argv=None):
             rows.append((row, len(counts) == 2))
             print(row, file=sys.stderr)
         imports = {t: [] for t in trees}
-        for _ in range(10 * args.repeat):
+        for _ in range(10 * args.repeat if "import" in only else 0):
             for label, tree in trees.items():
                 r = measure([sys.executable, "-c", "import mxnet_recpack"], os.devnull,
                             dict(TOOL_ENV, PYTHONPATH=tree))
                 imports[label].append(r["wall"])
-        rows.append((["import mxnet_recpack"] + [statistics.median(imports[t]) for t in trees],
-                     False))
+        if "import" in only:
+            rows.append((["import mxnet_recpack"] + [statistics.median(imports[t])
+                                                      for t in trees], False))
     finally:
-        subprocess.run(["git", "-C", repo, "worktree", "remove", "--force", base_tree],
-                       capture_output=True)
-        shutil.rmtree(base_tree, ignore_errors=True)
+        for tree in checkouts:
+            subprocess.run(["git", "-C", repo, "worktree", "remove", "--force", tree],
+                           capture_output=True)
+            shutil.rmtree(tree, ignore_errors=True)
     labels = list(trees)
     lines = ["- Machine: %s" % machine_info(),
              "- Command: `python benchmarks/bench_versions.py %s`" % " ".join(sys.argv[1:]),
