@@ -47,6 +47,7 @@ setup(
         "numpy>=1.19",
         "opencv-python-headless>=4.5",
         "tqdm>=4.60",
+        "google-crc32c>=1.5",  # the checksum sidecar's CRC32C, in C (SSE4.2 / ARMv8 CRC)
     ],
     extras_require={
         "mxnet": MXNET_REQUIRES,

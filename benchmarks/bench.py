@@ -230,7 +230,7 @@ def _busy_seconds():
     return sum(t) - t.idle - getattr(t, "iowait", 0.0)
 
 
-def measure(cmd, log_path, env=None):
+def measure(cmd, log_path, env=None, cwd=None):
     """Run ``cmd`` to completion; wall and CPU seconds and peak RSS (MB) of its process tree.
 
     CPU comes from ``getrusage(RUSAGE_CHILDREN)`` deltas (reaped descendants), RSS from psutil
@@ -243,7 +243,7 @@ def measure(cmd, log_path, env=None):
     with open(log_path, "wb") as log:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                env=TOOL_ENV if env is None else env)
+                                env=TOOL_ENV if env is None else env, cwd=cwd)
         poller = threading.Thread(target=_poll_rss, args=(proc.pid, stop, peak, seen))
         poller.start()
         try:

@@ -84,7 +84,9 @@ def main(argv=None):
                         write_list(full_list, n, prefix + ".lst", cycle)
                         remove_outputs(prefix)
                         env = dict(TOOL_ENV, PYTHONPATH=tree)
-                        r = measure(command(tree, name, prefix, root), prefix + ".log", env)
+                        # cwd: `python -m`/`-c` put it first on sys.path, before PYTHONPATH
+                        r = measure(command(tree, name, prefix, root), prefix + ".log", env,
+                                    cwd=tree)
                         r["n"] = n
                         runs[label][n].append(r)
             row = [name]
@@ -99,7 +101,7 @@ def main(argv=None):
         for _ in range(10 * args.repeat if "import" in only else 0):
             for label, tree in trees.items():
                 r = measure([sys.executable, "-c", "import mxnet_recpack"], os.devnull,
-                            dict(TOOL_ENV, PYTHONPATH=tree))
+                            dict(TOOL_ENV, PYTHONPATH=tree), cwd=tree)
                 imports[label].append(r["wall"])
         if "import" in only:
             rows.append((["import mxnet_recpack"] + [statistics.median(imports[t])

@@ -18,6 +18,8 @@ __all__ = [
     "WorkerError",
     "MissingDependencyError",
     "DuplicateKeyError",
+    "OutputLockedError",
+    "CommitError",
 ]
 
 
@@ -105,3 +107,13 @@ class MissingDependencyError(RecpackError, ImportError):
 class DuplicateKeyError(RecpackError, ValueError):
     """A record key that the output (or the dataset itself) already has: keys must be unique.
     The message names the keys."""
+
+
+class OutputLockedError(RecpackError, BlockingIOError):
+    """Another command is writing the same output right now (the message names it); a lock
+    is released when its process ends, even when it is killed."""
+
+
+class CommitError(RecpackError, OSError):
+    """A step of the commit failed (a rename refused, the disk full): the previous files are
+    back in place, as a whole; the message names the file and the cause."""

@@ -166,7 +166,7 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path, slow_job):
     before = digest(run / "data.rec", run / "data.idx")
     proc = subprocess.Popen(recpack_cmd("im2rec", "-q", *_flags(root), run / "data", root),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    partial = run / "data.rec.partial"
+    partial = run / "data.rec.pack.partial"
     wait_for_partial(proc, partial, 6_000_000)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -195,7 +195,7 @@ def test_sigterm_keeps_partial_for_resume_and_refuses_other_options(tmp_path, sl
     write_lst(tmp_path / "data.lst", rows[:60])
     proc = subprocess.Popen(recpack_cmd("im2rec", "-q", *_flags(root), tmp_path / "data", root),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = tmp_path / "data.rec.partial"
+    partial = tmp_path / "data.rec.pack.partial"
     wait_for_partial(proc, partial, 2_000_000)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -253,7 +253,7 @@ def test_failed_append_leaves_the_file_as_it_was(tmp_path):
             w.write(np.ones((8, 8, 3), np.uint8), 1)
             raise RuntimeError("disk on fire")
     assert digest(rec, rec[:-4] + ".idx") == before
-    assert sorted(os.listdir(tmp_path)) == ["a.idx", "a.rec"]
+    assert sorted(os.listdir(tmp_path)) == ["a.crc", "a.idx", "a.rec"]
 
 
 @pytest.mark.parametrize("kernel_copy", [True, False])

@@ -254,7 +254,7 @@ def test_a_failing_run_leaves_no_file_and_keeps_the_old_one(tmp_path):
             w.write(solid(COLOURS[0]), 0)
             raise RuntimeError("boom")
     assert (rec.read_bytes(), (tmp_path / "keep.idx").read_bytes()) == before
-    assert sorted(os.listdir(tmp_path)) == ["keep.idx", "keep.rec"]
+    assert sorted(os.listdir(tmp_path)) == ["keep.crc", "keep.idx", "keep.rec"]
 
 
 def test_overwrite_false_refuses_before_writing(tmp_path):

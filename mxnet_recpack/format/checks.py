@@ -55,13 +55,14 @@ def check_pair(rec_path, idx_path=None):
     return entries
 
 
-def recover_partial(rec_path, idx_path):
+def recover_partial(rec_path, idx_path, *, trusted=0, start=0):
     """Find the whole records of an interrupted write: ``(entries, end)``.
 
     Index lines are kept while each points at the next whole record; records written after the
     last index line (the ``.rec`` buffer was flushed, the ``.idx`` one not yet) are added back
     with their header id as key. A torn last frame is not included: truncate the file to
-    ``end``.
+    ``end``. The first ``trusted`` lines (an append's existing records, checked when it began)
+    are taken as they are, and the walk starts at byte ``start``.
     """
     entries = []
     for line in complete_lines(idx_path):
@@ -69,11 +70,15 @@ def recover_partial(rec_path, idx_path):
             entries.append(parse_index_line(line))
         except ValueError:
             break
-    kept = []
-    end = 0
+    if len(entries) < trusted:
+        raise IndexFormatError("%s lists %d records, fewer than the %d it had when the run "
+                               "began; start again without resume" % (idx_path, len(entries),
+                                                                      trusted))
+    kept = entries[:trusted]
+    end = start
     with open(rec_path, "rb") as f:
         reader = RecordReader(f, path=rec_path)
-        for key, offset in entries:
+        for key, offset in entries[trusted:]:
             if offset != end:
                 break
             try:

@@ -6,8 +6,8 @@ Local paths and URLs alike (plain string operations).
 
 import os
 
-__all__ = ["stem", "rec_path_for", "index_path_for", "report_path_for", "part_path",
-           "strip_suffix"]
+__all__ = ["stem", "rec_path_for", "index_path_for", "report_path_for", "crc_path_for",
+           "part_path", "strip_suffix"]
 
 
 def strip_suffix(path, suffix):
@@ -35,6 +35,11 @@ def index_path_for(rec_path):
 def report_path_for(rec_path):
     """``train.rec`` -> ``train.failures.jsonl``: where skipped items are listed."""
     return stem(rec_path) + ".failures.jsonl"
+
+
+def crc_path_for(rec_path):
+    """``train.rec`` -> ``train.crc``: the checksum sidecar."""
+    return stem(rec_path) + ".crc"
 
 
 def part_path(rec_path, part):

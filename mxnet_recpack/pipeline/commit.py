@@ -1,37 +1,53 @@
-"""The transaction of one output: the temporary files of a run in progress, the lock that makes
-their writer the only one, and how they become the output.
+"""The transaction of one output: the lock that makes its writer the only one, the temporary
+files of a run in progress, and the journaled commit that makes them the output.
 
-``NAME.rec.partial`` / ``NAME.idx.partial`` receive the records; ``NAME.rec.partial.json``
-(:class:`RunState`) describes the run so ``resume`` can continue it;
-``NAME.failures.jsonl.partial`` lists skipped items. Only :meth:`PartialOutput.commit` moves them
-to their final names. An exclusive lock on the partial ``.rec`` keeps two runs from writing the
-same output.
+For a target ``NAME.rec`` written by ``COMMAND`` (``pack``, ``index``, ``merge``, ...):
+``NAME.rec.lock`` (:mod:`.lock`), ``NAME.rec.COMMAND.partial`` / ``NAME.idx.COMMAND.partial``
+(the records and their index), ``NAME.failures.jsonl.COMMAND.partial`` (skipped items),
+``NAME.crc.COMMAND.partial`` (the checksum sidecar), ``NAME.rec.COMMAND.partial.json``
+(:class:`RunState`, so ``resume`` can continue) and, while a commit runs, ``NAME.rec.journal``
+(:mod:`.journal`). An append writes its records after the existing end of ``NAME.rec`` itself,
+journaled from the first byte, so it costs what it adds.
 """
 
+import hashlib
 import json
 import logging
 import os
 import shutil
+from array import array
 
 from ..errors import OptionError, RecpackError
 from ..format.checks import check_pair, recover_partial
+from ..format.checksums import Checksums, crc32c, read_checksums, write_checksums
 from ..format.index import format_index_line
-from ..format.names import index_path_for, report_path_for
-from ..storage.local import copy_file, fsync_dir, write_all
+from ..format.names import crc_path_for, index_path_for, report_path_for
+from ..storage.local import write_all
+from .journal import (CommitError, begin_append, commit, journal_path_for, pending_append,
+                      recover, rollback_append)
+from .lock import OutputLock
 from .workers import register_output, release_output
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory locks
-    fcntl = None
-
-__all__ = ["PartialOutput", "RunState"]
+__all__ = ["OutputTransaction", "RunState", "target_fingerprint", "CommitError"]
 
 log = logging.getLogger(__name__)
 _IOV_MAX = 512  # well under every platform's IOV_MAX
 _WRITEBACK_STEP = 32 << 20
 _FADVISE = getattr(os, "posix_fadvise", None)
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
+_TAIL = 1 << 16
+
+
+def target_fingerprint(rec, idx, length=None):
+    """What an append starts from: the ``.rec``'s length, a hash of its last 64 KiB before
+    ``length``, and a hash of the ``.idx``: a resumed append refuses a target that changed."""
+    length = os.path.getsize(rec) if length is None else length
+    with open(rec, "rb") as f:
+        f.seek(max(0, length - _TAIL))
+        tail = hashlib.sha256(f.read(min(length, _TAIL))).hexdigest()
+    with open(idx, "rb") as f:
+        index = hashlib.sha256(f.read()).hexdigest()
+    return {"length": length, "tail_sha256": tail, "idx_sha256": index}
 
 
 class RunState:
@@ -42,40 +58,48 @@ class RunState:
     initial_records : int
         Records in the output before this run (an append's existing file), 0 for a new file.
     append : bool
+        The records go after the end of the existing ``.rec`` (in place).
+    target : dict or None
+        An append's :func:`target_fingerprint` at its start.
     run : dict or None
-        The description of the dataset and options being written (see ``check_same_run``).
+        The description and fingerprint of the dataset and options being written.
     key_base : int or None
         The first key of datasets that have no keys of their own.
     resumable : bool
         False once the run wrote several datasets or single records: it cannot be resumed.
+    sidecar : bool
+        A checksum sidecar is being made (not when appending to a file that has none).
     resumed : bool
         This process continues an interrupted run (not saved).
     """
 
-    _SAVED = ("initial_records", "append", "run", "key_base", "resumable")
+    _SAVED = ("initial_records", "append", "target", "run", "key_base", "resumable", "sidecar")
 
-    def __init__(self, initial_records=0, append=False, run=None, key_base=None,
-                 resumable=True, resumed=False):
+    def __init__(self, initial_records=0, append=False, target=None, run=None, key_base=None,
+                 resumable=True, sidecar=True, resumed=False):
         self.initial_records = initial_records
         self.append = append
+        self.target = target
         self.run = run
         self.key_base = key_base
         self.resumable = resumable
+        self.sidecar = sidecar
         self.resumed = resumed
 
     def to_json(self):
-        return json.dumps(dict({k: getattr(self, k) for k in self._SAVED}, version=1),
+        return json.dumps(dict({k: getattr(self, k) for k in self._SAVED}, version=2),
                           sort_keys=True)
 
     @classmethod
     def from_json(cls, text):
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("version") != 1:
-            raise ValueError("not a version-1 run description")
+        if not isinstance(data, dict) or data.get("version") != 2:
+            raise ValueError("not a version-2 run description")
         return cls(**{k: data[k] for k in cls._SAVED if k in data}, resumed=True)
 
     def check_same_run(self, description, path):
-        """On resume, refuse a run whose description differs from the interrupted one's."""
+        """On resume, refuse a run whose description differs from the interrupted one's,
+        saying what changed."""
         before = self.run
         if before is None or before == description:
             return
@@ -88,56 +112,90 @@ class RunState:
                {k: description.get(k) for k in diff}))
 
 
-class PartialOutput:
-    """The files of one run writing ``path`` (a ``.rec``), its ``.idx`` and failure report.
+def _drop(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+class OutputTransaction:
+    """The files of one run writing ``path`` (a ``.rec``), its ``.idx``, failure report and
+    checksum sidecar, from the lock to the commit.
 
     After :meth:`open`: ``entries`` (``(key, offset)`` already in the file: appended-to or
     resumed records), ``offset`` (where the next record goes), ``state`` (a :class:`RunState`),
     and the open ``rec``/``idx`` files.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, command="pack"):
         self.path = os.fspath(path)
+        self.command = command
         self.idx_path = index_path_for(self.path)
         self.report_path = report_path_for(self.path)
-        self.rec_tmp = self.path + ".partial"
-        self.idx_tmp = self.idx_path + ".partial"
-        self.report_tmp = self.report_path + ".partial"
-        self.state_path = self.path + ".partial.json"
+        self.crc_path = crc_path_for(self.path)
+        tag = ".%s.partial" % command
+        self.rec_tmp, self.idx_tmp = self.path + tag, self.idx_path + tag
+        self.report_tmp, self.crc_tmp = self.report_path + tag, self.crc_path + tag
+        self.state_path = self.rec_tmp + ".json"
+        self.journal = journal_path_for(self.path)
+        self.lock = None
         self.rec = self.idx = None
+        self.in_place = False
+        self.length = 0  # an append's original .rec length
+        self.crcs = array("I")
         self._written = self._advised = self._advised_offset = 0
         self.entries = []
         self.offset = 0
         self.state = RunState()
 
     # -- opening ------------------------------------------------------------------------------
-    def _open_locked(self):
-        fd = os.open(self.rec_tmp, os.O_RDWR | os.O_CREAT, 0o666)
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                raise RecpackError("%s: another run is writing this output right now (it holds "
-                                   "%s); wait for it to finish" % (self.path, self.rec_tmp))
-        # Unbuffered: the writer appends a whole batch per os.writev (see write_frames).
-        return os.fdopen(fd, "r+b", buffering=0)
+    def acquire(self, *, keep_append=False):
+        """Take the lock and settle an interrupted commit (before anything else is touched).
+
+        Raises
+        ------
+        OutputLockedError
+            When another command is writing this output.
+        """
+        if self.lock is not None:
+            return
+        self.lock = OutputLock(self.path, self.command)
+        register_output(self.lock, [self.lock.fileno()])
+        try:
+            note = recover(self.journal, keep_append=keep_append)
+        except BaseException:
+            self._close()
+            raise
+        if note:
+            log.warning("%s: %s", self.path, note)
 
     def open(self, *, append=False, resume=False):
-        """Start (or continue) the run. See the class docstring for what it sets."""
-        if resume and os.path.exists(self.rec_tmp) and os.path.exists(self.state_path):
-            return self._open_resume()
-        if resume:
-            log.info("%s: no interrupted run to resume; starting afresh", self.path)
-        elif os.path.exists(self.rec_tmp):
-            log.warning("%s: discarding the partial output of an interrupted run (pass "
-                        "resume=True / --resume to continue it instead)", self.path)
-        if append and os.path.exists(self.path):
-            return self._open_append()
-        self.rec = self._open_locked()
-        self.rec.truncate(0)
+        """Start (or continue) the run, under the lock (taken now if :meth:`acquire` was not
+        called)."""
+        self.acquire(keep_append=resume and append)
+        try:
+            if resume and os.path.exists(self.state_path):
+                return self._open_resume()
+            if resume:
+                log.info("%s: no interrupted run to resume; starting afresh", self.path)
+            elif os.path.exists(self.rec_tmp):
+                log.warning("%s: discarding the partial output of an interrupted run (pass "
+                            "resume=True / --resume to continue it instead)", self.path)
+            if append and os.path.exists(self.path):
+                return self._open_append()
+            return self._open_fresh()
+        except BaseException:
+            self._close()
+            raise
+
+    def _open_fresh(self):
+        fd = os.open(self.rec_tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+        # Unbuffered: the writer appends a whole batch per os.writev (see write_frames).
+        self.rec = os.fdopen(fd, "r+b", buffering=0)
         self.idx = open(self.idx_tmp, "w", encoding="ascii", newline="\n")
-        self._drop(self.report_tmp)
+        for p in (self.report_tmp, self.crc_tmp):
+            _drop(p)
         self.state = RunState()
         self.save_state()
         self._register()
@@ -149,19 +207,43 @@ class PartialOutput:
                                     "`recpack index %s` before appending"
                                     % (self.path, self.idx_path, self.path))
         self.entries = check_pair(self.path, self.idx_path)
-        self.rec = self._open_locked()
-        self.rec.truncate(0)
-        with open(self.path, "rb") as src:
-            copy_file(src, self.rec)
-        self.offset = self.rec.seek(0, os.SEEK_END)
+        self.length = self.offset = os.path.getsize(self.path)
+        sidecar = self._existing_crcs(self.length, len(self.entries))
         shutil.copyfile(self.idx_path, self.idx_tmp)
-        self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
-        self._drop(self.report_tmp)
-        self.state = RunState(initial_records=len(self.entries), append=True)
+        for p in (self.report_tmp, self.crc_tmp):
+            _drop(p)
+        self.state = RunState(initial_records=len(self.entries), append=True,
+                              target=target_fingerprint(self.path, self.idx_path),
+                              sidecar=sidecar)
         self.save_state()
-        self._register()
-        log.info("%s: appending after %d existing records", self.path, len(self.entries))
+        begin_append(self.journal, self.path, self.length, self.state.target["tail_sha256"])
+        self._open_in_place()
+        log.info("%s: appending after %d existing records (%d bytes)", self.path,
+                 len(self.entries), self.length)
         return self
+
+    def _open_in_place(self):
+        self.rec = os.fdopen(os.open(self.path, os.O_RDWR), "r+b", buffering=0)
+        self.rec.seek(self.offset)
+        self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
+        self.in_place = True
+        self._register()
+
+    def _existing_crcs(self, length, count):
+        """Take over the target's sidecar when it describes it; True if there is one."""
+        try:
+            existing = read_checksums(self.crc_path)
+        except RecpackError as exc:
+            log.warning("%s: %s; the appended file gets no checksum sidecar", self.path, exc)
+            return False
+        if existing is None or existing.length != length or len(existing) != count:
+            if existing is not None:
+                log.warning("%s: the checksum sidecar %s is stale (it describes %d bytes); "
+                            "the appended file gets none", self.path, self.crc_path,
+                            existing.length)
+            return False
+        self.crcs.extend(int(c) for c in existing.crcs)
+        return True
 
     def _open_resume(self):
         try:
@@ -170,31 +252,70 @@ class PartialOutput:
         except (OSError, ValueError, TypeError) as exc:
             raise RecpackError("%s: cannot resume, the run description %s is unreadable (%s); "
                                "start again without resume" % (self.path, self.state_path, exc))
-        self.rec = self._open_locked()
-        self.rec.flush()
-        self.entries, self.offset = recover_partial(self.rec_tmp, self.idx_tmp)
+        self.state = state
+        if state.append:
+            self._resume_append()
+            target, start = self.path, self.length
+        else:
+            target, start = self.rec_tmp, 0
+            self.rec = os.fdopen(os.open(self.rec_tmp, os.O_RDWR), "r+b", buffering=0)
+        self.entries, self.offset = recover_partial(
+            target, self.idx_tmp, trusted=state.initial_records, start=start)
         self.rec.truncate(self.offset)
         self.rec.seek(self.offset)
         with open(self.idx_tmp, "w", encoding="ascii", newline="\n") as f:
             f.writelines(format_index_line(k, o) for k, o in self.entries)
-        self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
-        self.state = state
+        if self.idx is None:
+            self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
+        if state.sidecar:
+            self._crc_records(target, start, state.initial_records)
         self._register()
         log.info("%s: resuming an interrupted run after %d whole records (%d bytes)",
                  self.path, len(self.entries), self.offset)
         return self
 
-    def write_frames(self, frames, index_lines):
+    def _resume_append(self):
+        target = self.state.target
+        self.length = target["length"]
+        pending = pending_append(self.journal)
+        now = os.path.getsize(self.path) if os.path.exists(self.path) else -1
+        if pending is None or now < self.length or not os.path.exists(self.idx_path) or \
+                target_fingerprint(self.path, self.idx_path, self.length) != target:
+            raise RecpackError(
+                "%s: cannot resume the interrupted append: the file changed since it began "
+                "(replaced by another tool, or the append was undone); the new records were "
+                "not kept. Append again without resume" % self.path)
+        if self.state.sidecar and not self._existing_crcs(self.length,
+                                                         self.state.initial_records):
+            self.state.sidecar = False
+        self._open_in_place()
+
+    def _crc_records(self, path, start, skip):
+        """The CRCs of the records a resumed run keeps (read once from the file)."""
+        offsets = [o for _, o in self.entries[skip:]] + [self.offset]
+        with open(path, "rb") as f:
+            f.seek(start if not offsets else offsets[0])
+            for a, b in zip(offsets, offsets[1:]):
+                self.crcs.append(crc32c(f.read(b - a)))
+
+    # -- writing ------------------------------------------------------------------------------
+    def write_frames(self, frames, index_lines, crcs):
         """Append framed records (one ``writev`` per batch: several times faster than a write
-        per record on common file systems) and their index lines."""
+        per record on common file systems), their index lines and CRCs."""
         fd = self.rec.fileno()
-        for start in range(0, len(frames), _IOV_MAX):
-            chunk = frames[start:start + _IOV_MAX]
-            done, total = os.writev(fd, chunk), sum(memoryview(f).nbytes for f in chunk)
-            if done != total:  # a short write (rare on files): finish the rest
-                write_all(fd, memoryview(b"".join(chunk))[done:])
-            self._written += total
-        self.idx.write("".join(index_lines))
+        try:
+            for start in range(0, len(frames), _IOV_MAX):
+                chunk = frames[start:start + _IOV_MAX]
+                done, total = os.writev(fd, chunk), sum(memoryview(f).nbytes for f in chunk)
+                if done != total:  # a short write (rare on files): finish the rest
+                    write_all(fd, memoryview(b"".join(chunk))[done:])
+                self._written += total
+                self.offset += total
+            self.idx.write("".join(index_lines))
+        except OSError as exc:
+            raise OSError(exc.errno, "%s: %s while writing records" % (
+                self.path, exc.strerror or exc)) from exc
+        self.crcs.extend(crcs)
         if self._written - self._advised >= _WRITEBACK_STEP and _FADVISE is not None:
             # Start writing back what is written and let the kernel drop it from the cache:
             # the final fsync then has little left to do (measured: 600 MB in 0.28 s instead
@@ -211,33 +332,55 @@ class PartialOutput:
 
     # -- finishing ----------------------------------------------------------------------------
     def commit(self, *, report=False):
-        """Make the partial files the output (``.rec`` first: an old ``.idx`` still describes a
-        prefix of an appended ``.rec``)."""
+        """Make the run's files the output, as a whole (see :mod:`.journal`)."""
         for f in (self.rec, self.idx):
             f.flush()
             os.fsync(f.fileno())
-        if report:
-            os.replace(self.report_tmp, self.report_path)
+        members = [(self.idx_tmp, self.idx_path)]
+        removes = []
+        if self.state.sidecar:
+            write_checksums(self.crc_tmp, Checksums(self.crcs, self.offset))
+            members.append((self.crc_tmp, self.crc_path))
         else:
-            self._drop(self.report_path)  # a stale report of an earlier run
-        os.replace(self.rec_tmp, self.path)
-        os.replace(self.idx_tmp, self.idx_path)
-        fsync_dir(self.path)
+            removes.append(self.crc_path)  # a sidecar of the previous file would be stale
+        if report:
+            members.append((self.report_tmp, self.report_path))
+        else:
+            removes.append(self.report_path)  # a stale report of an earlier run
+        self._close_files()
+        try:
+            if self.in_place:
+                commit(self.journal, members, removes, append=(self.path, self.length))
+            else:
+                commit(self.journal, [(self.rec_tmp, self.path)] + members, removes)
+        except CommitError:
+            self.in_place = False  # the rollback already cut the appended records off
+            raise
+        _drop(self.state_path)
         self._close()
-        self._drop(self.state_path)
 
     def discard(self, *, keep=False):
-        """Close; remove the partial files unless ``keep`` (for a later resume)."""
-        self._close()
-        if not keep:
-            for p in (self.rec_tmp, self.idx_tmp, self.report_tmp, self.state_path):
-                self._drop(p)
+        """Stop; the existing output stays as it was. The run's files are removed (an append
+        truncates the ``.rec`` back to its original bytes), or kept for a later ``resume``
+        when ``keep``."""
+        self._close_files()
+        try:
+            if not keep:
+                if self.in_place:
+                    rollback_append(self.journal, self.path, self.length)
+                    log.info("%s: the append was undone: the file is back to its %d original "
+                             "bytes", self.path, self.length)
+                for p in (self.rec_tmp, self.idx_tmp, self.report_tmp, self.crc_tmp,
+                          self.state_path):
+                    _drop(p)
+        finally:
+            self._close()
 
     def _register(self):
         """Remember our descriptors for forked children to let go of."""
         register_output(self, [f.fileno() for f in (self.rec, self.idx) if f is not None])
 
-    def _close(self):
+    def _close_files(self):
         release_output(self)
         for f in (self.rec, self.idx):
             if f is not None:
@@ -245,11 +388,11 @@ class PartialOutput:
                     f.close()
                 except OSError:
                     pass
+        self.rec = self.idx = None
 
-    @staticmethod
-    def _drop(path):
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-
+    def _close(self):
+        self._close_files()
+        if self.lock is not None:
+            release_output(self.lock)
+            self.lock.release()
+            self.lock = None

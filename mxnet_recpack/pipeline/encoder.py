@@ -10,6 +10,7 @@ import logging
 import traceback
 
 from ..errors import ImageEncodeError
+from ..format.checksums import crc32c_of_buffers
 from ..format.framing import frame_buffers
 from ..format.header import record_head
 from . import adapters
@@ -118,14 +119,17 @@ class RecordEncoder:
         return len(self.dataset)
 
     def encode_item(self, item, key):
-        """The item's record, framed, as a tuple of buffers the writer appends with writev."""
+        """The item's record, framed, as a tuple of buffers the writer appends with writev,
+        and the CRC32C of those bytes (for the checksum sidecar)."""
         image, label = _split_item(item)
-        return frame_buffers(record_head(label, key), self.encode_image(image))
+        frames = frame_buffers(record_head(label, key), self.encode_image(image))
+        return frames, crc32c_of_buffers(frames)
 
     def __getitem__(self, i):
+        """``(key, frames, crc)``, or ``(key, Failure)`` when the item cannot be stored."""
         key = self.key(i)
         try:
-            return key, self.encode_item(self._get(i), key)
+            return (key,) + self.encode_item(self._get(i), key)
         except Exception as exc:  # noqa: BLE001 - every item failure is reported, not raised
             source = None
             if self.source_of is not None:

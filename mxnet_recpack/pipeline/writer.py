@@ -17,7 +17,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import OptionError, OutputExistsError, RecpackError, TooManyFailuresError
+from ..errors import (CommitError, OptionError, OutputExistsError, RecpackError,
+                      TooManyFailuresError)
+from ..format.checksums import crc32c
 from ..format.framing import encode_record
 from ..format.header import pack_record
 from ..format.index import format_index_line
@@ -25,7 +27,7 @@ from ..format.names import index_path_for, report_path_for
 from ..images.codec import ImageEncoder
 from ..options import D, failure_limit, validate
 from ..storage import is_url
-from .commit import PartialOutput
+from .commit import OutputTransaction
 from .encoder import RecordEncoder, Subset, item_info
 from .executors import run_batches
 from .failures import FailureReport
@@ -78,7 +80,8 @@ class RecordFileWriter:
     def __init__(self, path: str | os.PathLike, *, encoding: str = D.encoding,
                  quality: int = D.quality, overwrite: bool = D.overwrite,
                  max_failures: int | float | None = D.max_failures, append: bool = D.append,
-                 resume: bool = D.resume, storage_options: dict | None = D.storage_options):
+                 resume: bool = D.resume, storage_options: dict | None = D.storage_options,
+                 _command: str = "pack"):
         self.path = os.fspath(path)
         self.encoding = validate("encoding", encoding)
         self.quality = validate("quality", quality)
@@ -94,7 +97,8 @@ class RecordFileWriter:
         elif os.path.isdir(self.path):
             raise OptionError("%s is a directory; give the path of the .rec file to write, "
                               "e.g. %s" % (self.path, os.path.join(self.path, "train.rec")))
-        self._out = PartialOutput(self._remote.local if self._remote else self.path)
+        self._out = OutputTransaction(self._remote.local if self._remote else self.path,
+                                      command=_command)
         self.idx_path = index_path_for(self.path)
         self.report_path = report_path_for(self.path)
         if self._remote:
@@ -110,10 +114,16 @@ class RecordFileWriter:
             raise OutputExistsError("%s already exists; pass overwrite=True (CLI: drop "
                                     "--no-overwrite) to replace it when the new run succeeds, "
                                     "or append=True (--append) to add to it" % self.path)
-        if self._remote and append and not (resume and os.path.exists(self._out.rec_tmp)):
-            self._remote.download(self._out.path)
-            self._remote.download(self._out.idx_path)
-        self._out.open(append=append, resume=resume)
+        self._out.acquire(keep_append=resume and append)  # one owner, before any file
+        try:
+            if self._remote and append and not (resume and os.path.exists(
+                    self._out.state_path)):
+                for member in (self._out.path, self._out.idx_path, self._out.crc_path):
+                    self._remote.download(member)
+            self._out.open(append=append, resume=resume)
+        except BaseException:
+            self._out.discard(keep=True)
+            raise
         self._keys = KeyLedger(self.path, (k for k, _ in self._out.entries))
         self._offset = self._out.offset
         self._report = FailureReport(self._out.report_tmp)
@@ -154,19 +164,16 @@ class RecordFileWriter:
         if self._closed:
             raise RecpackError("%s: the writer is closed; open a new RecordFileWriter" % self.path)
 
-    def _append(self, key, frame):
-        """Append one framed record (``encode_record``'s output) under ``key``."""
-        self._append_batch([(key, (frame,))])
-
     def _append_batch(self, records):
-        """Append ``(key, frame buffers)`` pairs with one ``writev`` for the batch."""
-        frames, lines, offset = [], [], self._offset
-        for key, buffers in records:
+        """Append ``(key, frame buffers, crc)`` records with one ``writev`` for the batch."""
+        frames, lines, crcs, offset = [], [], [], self._offset
+        for key, buffers, crc in records:
             frames.extend(buffers)
             lines.append(format_index_line(key, offset))
+            crcs.append(crc)
             offset += sum(memoryview(b).nbytes for b in buffers)
             self._keys.add(key)
-        self._out.write_frames(frames, lines)
+        self._out.write_frames(frames, lines, crcs)
         self._offset = offset
 
     def write(self, image: Any, label: Any = 0.0, key: int | None = None) -> int:
@@ -189,8 +196,8 @@ class RecordFileWriter:
         self._check_open()
         key = self._keys.next_key if key is None else int(key)
         self._keys.check_one(key)
-        payload = pack_record(label, key, bytes(self._image_encoder(image)))
-        self._append(key, encode_record(payload))
+        frame = encode_record(pack_record(label, key, bytes(self._image_encoder(image))))
+        self._append_batch([(key, (frame,), crc32c(frame))])
         return key
 
     def write_dataset(self, dataset: Sequence, *, num_workers: int = D.num_workers,
@@ -307,15 +314,16 @@ class RecordFileWriter:
         for batch in run_batches(encoder, num_workers=num_workers, batch_size=batch_size,
                                  thread_pool=thread_pool, timeout=timeout):
             good = []
-            for key, frame in batch:
-                if not isinstance(frame, dict):
-                    good.append((key, frame))
+            for record in batch:
+                failure = record[1]
+                if not isinstance(failure, dict):
+                    good.append(record)
                     continue
                 # keep record order: what came before this failure is written first
                 if good:
                     self._append_batch(good)
                     good = []
-                self._report.add(frame)
+                self._report.add(failure)
                 if limit is not None and self._report.count > limit:
                     self._stop_for_failures(
                         "%d of %d items failed, more than max_failures=%r allows"
@@ -351,6 +359,9 @@ class RecordFileWriter:
         try:
             self._report.close()
             self._out.commit(report=failed > 0)
+        except CommitError:
+            self.abort(keep_partial=True)  # complete: fix the cause, then resume commits it
+            raise
         except BaseException:
             self.abort()
             raise
