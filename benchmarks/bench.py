@@ -29,7 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA_DIR = os.path.join(HERE, "_data")
 POLL_S = 0.05
 #: The environment for tool runs, taken before cv2 is imported (its loader edits LD_LIBRARY_PATH).
-TOOL_ENV = dict(os.environ)
+#: Bytecode caching stays on, as users have it: a run that recompiles every module each time
+#: would time the compiler (warm_up compiles them once).
+TOOL_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 WORKLOAD_NAMES = ("resize", "gluon", "camera", "passthrough", "startup", "codec", "memory")
 
 #: Generated datasets: classes, long side range (px), JPEG quality, seed.
@@ -193,8 +195,9 @@ def warm_up(roots):
             for name in files:
                 with open(os.path.join(folder, name), "rb") as f:
                     f.read()
-    subprocess.run([sys.executable, "-c", "import mxnet, cv2, mxnet_recpack"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-c", "import mxnet, cv2, mxnet_recpack, mxnet_recpack.cli, "
+                    "mxnet_recpack.pack, mxnet_recpack.pipeline.writer"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=TOOL_ENV)
 
 
 # -- measuring --------------------------------------------------------------------------------

@@ -57,7 +57,8 @@ def test_cli_lists_packs_verifies_inspects_extracts_and_indexes(tmp_path, real_r
         code, out, err = run_all([recpack_cmd(*step)])[0]
         assert code == 0, (step, out, err)
         outputs.append(out)
-    assert "8 records" in outputs[1] and "OK, 8 records, all images decode" in outputs[2]
+    assert "8 records" in outputs[1]
+    assert "OK, 8 records (8 images), all images decode, checksums match" in outputs[2]
     info = json.loads(outputs[3])
     assert info["records"] == 8 and info["sizes"]["height"]["min"] == 48
     rows = [line.split("\t") for line in (tmp_path / "data.lst").read_text().splitlines()]

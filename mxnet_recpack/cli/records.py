@@ -28,25 +28,55 @@ def _run_index(args):
 
 
 def add_verify(sub):
-    p = sub.add_parser("verify", help="check every frame against the .idx and decode every "
-                       "image; exit 1 on any problem")
+    p = sub.add_parser("verify", help="check every frame against the .idx and the checksum "
+                       "sidecar, and every image as MXNet's decoder reads it; exit 1 on any "
+                       "problem",
+                       description="Check FILE.rec: frames, headers, the .idx (every record "
+                       "listed once, keys unique), the CRC32C of every record when FILE.crc "
+                       "is there, and every image (a format MXNet decodes, complete, decoding "
+                       "without damaged-data warnings). Label-only records are counted.")
     p.add_argument("rec", help="the .rec file")
     p.add_argument("--idx", help="the index (default: beside the .rec)")
+    p.add_argument("--quick", action="store_true",
+                   help="frames, headers, checksums and image headers, without decoding: at "
+                   "disk speed")
     p.add_argument("--no-decode", dest="decode", action="store_false",
-                   help="check the structure only, do not decode images")
+                   help="the same as --quick")
+    p.add_argument("--num-thread", type=int, default=1,
+                   help="worker processes that decode images")
+    p.add_argument("--accept-jpeg-warnings", action="store_true",
+                   help="report libjpeg's corrupt-data warnings instead of failing on them")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="print problems only")
     p.set_defaults(func=_run_verify)
 
 
 def _run_verify(args):
+    import json
+
     from ..ops.verify import verify
-    n, problems = verify(args.rec, args.idx, decode=args.decode)
-    for problem in problems:
+    result = verify(args.rec, args.idx, decode=args.decode, quick=args.quick,
+                    num_threads=args.num_thread,
+                    accept_jpeg_warnings=args.accept_jpeg_warnings)
+    if args.json:
+        print(json.dumps(dict(result.as_dict(), path=args.rec), indent=2))
+        return 1 if result.problems else 0
+    for problem in result.problems:
         print("%s: %s" % (args.rec, problem))
-    if problems:
-        print("%s: %d problem(s) in %d records" % (args.rec, len(problems), n), file=sys.stderr)
+    if not args.quiet:
+        for note in result.notes:
+            print("%s: note: %s" % (args.rec, note))
+    if result.problems:
+        print("%s: %d problem(s) in %d records" % (args.rec, result.problem_count,
+                                                   result.records), file=sys.stderr)
         return 1
     if not args.quiet:
-        print("%s: OK, %d records%s" % (args.rec, n, ", all images decode" if args.decode
-                                        else ""))
+        what = ["%d images" % result.images]
+        if result.label_only:
+            what.append("%d label-only" % result.label_only)
+        print("%s: OK, %d records (%s)%s%s" % (
+            args.rec, result.records, ", ".join(what),
+            ", all images decode" if result.decoded else ", image headers checked",
+            {"match": ", checksums match", "none": ", no checksum sidecar",
+             "stale": ", checksum sidecar stale"}.get(result.checksums, "")))
     return 0

@@ -10,12 +10,13 @@ Standard library and numpy only.
 """
 
 from ..errors import IndexFormatError, RecordFormatError
-from .framing import RecordReader, aligned_magic_offsets
+from .framing import (FRAME_HEAD, LENGTH_MASK, MAGIC, MAGIC_BYTES, RecordReader,
+                      aligned_magic_offsets)
 from .header import unpack_record
 from .index import complete_lines, parse_index_line, read_index
 from .names import index_path_for
 
-__all__ = ["check_pair", "recover_partial", "scan", "next_frame_offset"]
+__all__ = ["check_pair", "recover_partial", "scan", "walk", "next_frame_offset"]
 
 def check_pair(rec_path, idx_path=None):
     """Check that ``idx`` lists every record of ``rec``, in order, each whole, nothing trailing.
@@ -140,3 +141,89 @@ def scan(f, *, path=None, size=None):
             return
         yield offset, got[0], None
         offset = got[1]
+
+
+_CHUNK = 16 << 20
+
+
+def walk(f, size, *, path=None):
+    """Like :func:`scan`, reading the file in large sequential chunks (disk speed), and giving
+    each record's bytes as stored too (for its checksum).
+
+    Yields
+    ------
+    (offset, end, payload, raw, None) for each whole record (``raw`` the bytes from ``offset``
+    to ``end``, frames and padding), or (offset, None, None, None, RecordFormatError).
+    """
+    base, buf = 0, b""
+    offset = 0
+    while offset < size:
+        if offset - base + 8 > len(buf) or offset < base:
+            base = offset
+            f.seek(base)
+            buf = f.read(min(_CHUNK, size - base))
+        got = _record_in(buf, offset - base, size - base)
+        if got == "more":  # the record runs past the chunk: read from its start
+            base = offset
+            f.seek(base)
+            need = _record_size(f, base, size)
+            f.seek(base)
+            buf = f.read(max(need, min(_CHUNK, size - base)))
+            got = _record_in(buf, 0, size - base)
+        if isinstance(got, RecordFormatError):
+            yield offset, None, None, None, RecordFormatError(str(got), path=path,
+                                                              offset=offset)
+            offset = next_frame_offset(f, offset + 4, size)
+            base, buf = offset, b""
+            continue
+        payload, length = got
+        start = offset - base
+        yield offset, offset + length, payload, memoryview(buf)[start:start + length], None
+        offset += length
+
+
+def _record_size(f, base, size):
+    """Bytes from ``base`` to the end of the record there (following its frames), or what is
+    left of the file if it is damaged (the parse then says why)."""
+    pos = base
+    while True:
+        f.seek(pos)
+        head = f.read(8)
+        if len(head) < 8:
+            return size - base
+        magic, lrec = FRAME_HEAD.unpack(head)
+        if magic != MAGIC:
+            return size - base
+        pos += 8 + ((lrec & LENGTH_MASK) + 3 & ~3)
+        if lrec >> 29 in (0, 3) or pos >= size:
+            return min(pos, size) - base
+
+
+def _record_in(buf, start, left):
+    """``(payload, stored length)`` of the record at ``start`` of ``buf``, "more" when it runs
+    past ``buf`` (but not past the file's ``left`` bytes), or the RecordFormatError."""
+    view = memoryview(buf)
+    parts, pos, first = [], start, True
+    while True:
+        if pos + 8 > len(buf):
+            return "more" if pos + 8 <= left and len(buf) < left else RecordFormatError(
+                "truncated frame header: the file ends inside it (an interrupted write?)")
+        magic, lrec = FRAME_HEAD.unpack_from(buf, pos)
+        if magic != MAGIC:
+            return RecordFormatError("bad magic word 0x%08x (expected 0x%08x): not a RecordIO "
+                                     "frame" % (magic, MAGIC))
+        cflag, length = lrec >> 29, lrec & LENGTH_MASK
+        if cflag not in ((0, 1) if first else (2, 3)):
+            return RecordFormatError("frame with cflag %d where a %s should be" % (
+                cflag, "record start" if first else "continuation frame"))
+        end = pos + 8 + (length + 3 & ~3)
+        if end > len(buf):
+            return "more" if end <= left and len(buf) < left else RecordFormatError(
+                "truncated frame: it declares %d payload bytes but the file ends first (an "
+                "interrupted write?)" % length)
+        parts.append(view[pos + 8:pos + 8 + length])
+        pos = end
+        if cflag in (0, 3):
+            payload = parts[0] if len(parts) == 1 else MAGIC_BYTES.join(parts)
+            return payload, pos - start
+        first = False

@@ -24,6 +24,8 @@ __all__ = [
     "MAGIC",
     "MAGIC_BYTES",
     "MAX_RECORD_BYTES",
+    "FRAME_HEAD",
+    "LENGTH_MASK",
     "aligned_magic_offsets",
     "encode_record",
     "frame_buffers",
@@ -34,8 +36,9 @@ MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
 #: Largest payload a frame (and dmlc's writer, for a whole record) accepts.
 MAX_RECORD_BYTES = (1 << 29) - 1
-_FRAME_HEAD = struct.Struct("<II")
-_LENGTH_MASK = (1 << 29) - 1
+#: A frame head: magic word, then ``cflag << 29 | length``.
+FRAME_HEAD = struct.Struct("<II")
+LENGTH_MASK = (1 << 29) - 1
 _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 
 
@@ -79,10 +82,10 @@ def encode_record(payload):
     start = 0
     for pos in hits:
         cflag = 1 if start == 0 else 2
-        parts.append(_FRAME_HEAD.pack(MAGIC, (cflag << 29) | (pos - start)))
+        parts.append(FRAME_HEAD.pack(MAGIC, (cflag << 29) | (pos - start)))
         parts.append(payload[start:pos])
         start = pos + 4
-    parts.append(_FRAME_HEAD.pack(MAGIC, (3 << 29) | (size - start)))
+    parts.append(FRAME_HEAD.pack(MAGIC, (3 << 29) | (size - start)))
     parts.append(payload[start:])
     parts.append(_PAD[size & 3])
     return b"".join(parts)
@@ -116,7 +119,7 @@ def frame_buffers(head, data):
                                                     aligned_magic_offsets(head)) or \
             aligned_magic_offsets(data):
         return (encode_record(bytes(head) + bytes(data)),)
-    return (_FRAME_HEAD.pack(MAGIC, size), head, data, _PAD[size & 3])
+    return (FRAME_HEAD.pack(MAGIC, size), head, data, _PAD[size & 3])
 
 
 class RecordReader:
@@ -188,13 +191,13 @@ class RecordReader:
         if len(head) != 8:
             raise self._error("truncated frame header: expected 8 bytes, found %d (an "
                               "interrupted write?)" % len(head), pos)
-        magic, lrec = _FRAME_HEAD.unpack(head)
+        magic, lrec = FRAME_HEAD.unpack(head)
         if magic != MAGIC:
             raise self._error("bad magic word 0x%08x (expected 0x%08x): not a RecordIO "
                               "frame; the file is damaged or not a .rec file"
                               % (magic, MAGIC), pos)
         cflag = lrec >> 29
-        length = lrec & _LENGTH_MASK
+        length = lrec & LENGTH_MASK
         if first and cflag not in (0, 1):
             raise self._error("continuation frame (cflag %d) where a record should start"
                               % cflag, pos)

@@ -20,6 +20,8 @@ from ..errors import ImageEncodeError, RecordFormatError
 __all__ = [
     "HEADER_SIZE",
     "MAX_KEY",
+    "EXACT_INTEGERS",
+    "label_problem",
     "RecordHeader",
     "normalize_label",
     "pack_record",
@@ -41,6 +43,40 @@ def _as_numpy(value):
     return asnumpy() if callable(asnumpy) else value
 
 
+#: float32 holds every integer up to 2**24 exactly; above it, neighbouring ids merge.
+EXACT_INTEGERS = 1 << 24
+_F32_MAX = float(np.finfo(np.float32).max)
+_LABEL_FIX = ("labels are stored as float32 (what MXNet's readers expect): give class ids "
+              "below 2**24 = 16777216 (map them to 0..N-1), or split a large id into two "
+              "labels of a vector")
+
+
+def label_problem(values):
+    """Why label ``values`` (a float, or a float64 array) cannot be stored as float32 as
+    given: not finite there, or an integer float32 cannot hold exactly; None when they can.
+    (Fractions such as 0.1 round to the nearest float32, as they always do.)"""
+    if isinstance(values, float):
+        if not -_F32_MAX <= values <= _F32_MAX:  # nan fails both comparisons
+            return "label %r is not a finite float32" % values
+        if abs(values) > EXACT_INTEGERS and values == int(values) and \
+                float(np.float32(values)) != values:
+            return ("integer label %d cannot be stored exactly: float32 rounds it to %d"
+                    % (values, float(np.float32(values))))
+        return None
+    bad = ~(np.abs(values) <= _F32_MAX)
+    if bad.any():
+        return "label %r is not a finite float32" % float(values[bad][0])
+    big = np.abs(values) > EXACT_INTEGERS
+    if big.any():
+        v = values[big]
+        lost = (v == np.floor(v)) & (v.astype(np.float32).astype(np.float64) != v)
+        if lost.any():
+            x = float(v[lost][0])
+            return ("integer label %d cannot be stored exactly: float32 rounds it to %d"
+                    % (x, float(np.float32(x))))
+    return None
+
+
 def normalize_label(label):
     """Turn a user's label into a ``float`` (scalar) or a 1-D float32 array (vector).
 
@@ -51,25 +87,39 @@ def normalize_label(label):
     Raises
     ------
     ImageEncodeError
-        For labels with more than one dimension or that are not numeric.
+        For labels with more than one dimension, that are not numeric, not finite, or an
+        integer float32 cannot hold exactly (a documented deviation from im2rec.py, which
+        rounds them silently).
     """
     if isinstance(label, numbers.Number) and not isinstance(label, bool):
-        return float(label)
+        x = float(label)
+        problem = label_problem(x)
+        if problem:
+            raise ImageEncodeError("%s; %s" % (problem, _LABEL_FIX))
+        return x
     label = _as_numpy(label)
+    if isinstance(label, np.ndarray) and label.dtype == np.float32 and label.ndim == 1:
+        if not np.isfinite(label).all():  # float32 already: only finiteness is left to check
+            raise ImageEncodeError("%s; %s" % (label_problem(label.astype(np.float64)),
+                                               _LABEL_FIX))
+        return label
     if isinstance(label, (list, tuple)) or isinstance(label, np.ndarray) or np.isscalar(label):
         try:
-            arr = np.asarray(label, dtype=np.float32)
+            wide = np.asarray(label, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ImageEncodeError("label %r is not numeric: labels are numbers or vectors "
                                    "of numbers" % (label,)) from exc
-        if arr.ndim == 0:
-            return float(arr)
-        if arr.ndim == 1:
-            return arr
-        raise ImageEncodeError(
-            "label has shape %s, but a record label is a number or a 1-D vector. For "
-            "ImageDetRecordIter, flatten it into [header_width, object_width, ..., then "
-            "(class, xmin, ymin, xmax, ymax) per object]" % (arr.shape,))
+        if wide.ndim > 1:
+            raise ImageEncodeError(
+                "label has shape %s, but a record label is a number or a 1-D vector. For "
+                "ImageDetRecordIter, flatten it into [header_width, object_width, ..., then "
+                "(class, xmin, ymin, xmax, ymax) per object]" % (wide.shape,))
+        problem = label_problem(float(wide) if wide.ndim == 0 else wide)
+        if problem:
+            raise ImageEncodeError("%s; %s" % (problem, _LABEL_FIX))
+        if wide.ndim == 0:
+            return float(wide)
+        return wide.astype(np.float32)
     raise ImageEncodeError("label %r of type %s is not numeric: labels are numbers or vectors "
                            "of numbers" % (label, type(label).__name__))
 
@@ -82,10 +132,7 @@ def record_head(label, key, id2=0):
         raise ImageEncodeError("key %d is out of range: record keys are integers in "
                                "[0, 2**64)" % key)
     if isinstance(label, float):
-        try:
-            return _HEADER.pack(0, label, key, id2)
-        except OverflowError as exc:
-            raise ImageEncodeError("label %r does not fit in a float32" % label) from exc
+        return _HEADER.pack(0, label, key, id2)
     return _HEADER.pack(label.size, 0.0, key, id2) + label.astype("<f4").tobytes()
 
 

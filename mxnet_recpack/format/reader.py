@@ -68,7 +68,10 @@ class RecordFile:
 
     def read_image(self, key):
         """``(RecordHeader, image bytes)`` of the record with this key."""
-        offset = self.offset(key)
+        return self.read_image_at(self.offset(key))
+
+    def read_image_at(self, offset):
+        """``(RecordHeader, image bytes)`` of the record at byte ``offset``."""
         return unpack_record(self._reader.read_at(offset), offset=offset, path=self.path)
 
     def scan(self):

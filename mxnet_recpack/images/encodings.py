@@ -24,7 +24,7 @@ ENCODINGS = {e.name: e for e in (
     Encoding("npy", ".npy", (".npy",), (b"\x93NUMPY",), True, False),
     Encoding("bmp", ".bmp", (), (b"BM",), False, True),
     Encoding("tiff", ".tif", (), (b"II*\0", b"MM\0*"), False, True),
-    Encoding("pnm", ".pnm", (), (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"), False, True),
+    Encoding("pnm", ".pnm", (), (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"), False, False),
     Encoding("gif", ".gif", (), (b"GIF87a", b"GIF89a"), False, False),
     Encoding("webp", ".webp", (), (), False, False),  # RIFF....WEBP: see sniff
     Encoding("other", ".bin", (), (), False, False),

@@ -1,27 +1,32 @@
-"""``recpack verify``: every frame of a ``.rec`` checked against its ``.idx``, every image
-decoded.
+"""``recpack verify``: every frame of a ``.rec`` checked against its ``.idx`` and checksum
+sidecar, every image checked as MXNet's decoder would read it.
 
-The frame walk is the format layer's (:func:`~mxnet_recpack.format.checks.scan`); this module
-adds what needs pixels: whether each payload is an image that decodes.
+An image record passes when it is in a format MXNet's bundled decoder reads (JPEG, PNG, BMP,
+TIFF), non-empty, and decodes without libjpeg reporting damaged data. Label-only records (no
+image after the header: InsightFace's header and identity records) are accepted and counted.
+Failures: damaged frames and headers, an index that does not describe the file or lists a key
+twice, a record whose bytes do not match its CRC32C in ``NAME.crc``. Reported, not failed: keys
+that differ from header ids (``rec2idx.py`` makes such files on purpose), a stale sidecar.
 """
 
 from __future__ import annotations
 
-import io
 import os
+from collections import Counter, namedtuple
 
 import numpy as np
 
-from ..errors import BadImageError, IndexFormatError, RecordFormatError
-from ..format.checks import scan
+from ..errors import IndexFormatError, RecordFormatError
+from ..format.checks import walk
+from ..format.checksums import crc32c, read_checksums
 from ..format.header import unpack_record
 from ..format.index import read_index
-from ..format.names import index_path_for
-from ..images.encodings import sniff
-from ..images.opencv import load
-from ..images.probe import check_image_bytes
+from ..format.names import crc_path_for, index_path_for
+from ..options import validate
+from ..pipeline.executors import run_batches
+from .image_checks import DecodeChecks, image_problem
 
-__all__ = ["verify", "Problem"]
+__all__ = ["verify", "Problem", "VerifyResult"]
 
 
 class Problem(dict):
@@ -34,73 +39,180 @@ class Problem(dict):
         return "%s: %s" % (where, self["message"])
 
 
-def _decode_problem(body):
-    data = bytes(body)
-    if sniff(data) == "npy":
-        try:
-            np.load(io.BytesIO(data), allow_pickle=False)
-            return None
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            return "stored .npy array does not load: %s" % exc
+class VerifyResult(namedtuple("VerifyResult", ["records", "problems"])):
+    """``(records, problems)``, as before, and what else ``verify`` found.
+
+    Attributes
+    ----------
+    images, label_only : int
+        Whole records holding an image, and holding only a label.
+    notes : list of str
+        What is reported but not a failure (keys that differ from ids, a stale sidecar, ...).
+    checksums : str
+        ``"match"``, ``"mismatch"``, ``"none"`` (no sidecar) or ``"stale"``.
+    decoded : bool
+        Every image was decoded (not ``quick`` or ``decode=False``).
+    """
+
+    def as_dict(self):
+        return {"records": self.records, "images": self.images, "label_only": self.label_only,
+                "problems": [dict(p) for p in self.problems], "notes": self.notes,
+                "checksums": self.checksums, "decoded": self.decoded, "ok": not self.problems}
+
+
+class _Report:
+    """Problems and notes, bounded."""
+
+    def __init__(self, limit):
+        self.limit, self.problems, self.notes, self.count = limit, [], [], 0
+
+    def problem(self, offset, key, message):
+        self.count += 1
+        if len(self.problems) < self.limit:
+            self.problems.append(Problem(offset=offset, key=key, message=message))
+
+    def note(self, text):
+        if len(self.notes) < self.limit:
+            self.notes.append(text)
+
+
+def _load_index(idx_path, rec_path, report):
     try:
-        check_image_bytes(data, max_pixels=None)
-    except BadImageError as exc:
-        return str(exc)
-    cv2 = load()
-    if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is None:
-        return "image does not decode"
+        return read_index(idx_path)
+    except FileNotFoundError:
+        report.problem(None, None, "no index file %s; build one with `recpack index %s`"
+                       % (idx_path, rec_path))
+    except IndexFormatError as exc:
+        report.problem(None, None, str(exc))
     return None
 
 
+def _load_checksums(rec_path, size, report):
+    path = crc_path_for(rec_path)
+    try:
+        sums = read_checksums(path)
+    except RecordFormatError as exc:
+        report.problem(None, None, str(exc))
+        return None, "mismatch"
+    if sums is None:
+        return None, "none"
+    if sums.length != size:
+        report.note("%s is stale: it describes a .rec of %d bytes, this one has %d (written by "
+                    "another tool since?); its checksums are not used" % (path, sums.length,
+                                                                         size))
+        return None, "stale"
+    return sums, "match"
+
+
+def _walk(rec_path, sums, quick, decode, accept, report):
+    """Frames, headers, checksums and (quick) image structure; ``(found, to_decode, counts)``."""
+    found, images, label_only = {}, [], 0
+    with open(rec_path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        n = -1  # whole records so far: the sidecar lists them in file order
+        for offset, _, payload, raw, error in walk(f, size, path=rec_path):
+            if error is not None:
+                report.problem(offset, None, str(error).split(": ", 2)[-1])
+                continue
+            n += 1
+            if sums is not None:
+                if n >= len(sums) or crc32c(raw) != int(sums.crcs[n]):
+                    report.problem(offset, None, "its bytes do not match their CRC32C in the "
+                                   "checksum sidecar: the record changed since it was written")
+            try:
+                header, body = unpack_record(payload, offset=offset, path=rec_path)
+            except RecordFormatError as exc:
+                found[offset] = None
+                report.problem(offset, None, str(exc).split(": ", 2)[-1])
+                continue
+            found[offset] = int(header.id)
+            if not len(body):
+                label_only += 1
+            elif decode and not quick:
+                images.append((offset, int(header.id)))
+            else:
+                problem, note = image_problem(body, decode=False, accept_jpeg_warnings=accept)
+                if problem:
+                    report.problem(offset, int(header.id), problem)
+                images.append(None)
+        if sums is not None and len(found) != len(sums):
+            report.problem(None, None, "the checksum sidecar lists %d records, the file holds "
+                           "%d" % (len(sums), len(found)))
+    return found, images, label_only
+
+
+def _check_index(entries, found, idx_path, report):
+    listed = Counter(off for _, off in entries)
+    for key, n in Counter(k for k, _ in entries).items():
+        if n > 1:
+            report.problem(None, key, "%s lists key %d %d times: keys must be unique (readers "
+                           "by key find only one of them)" % (idx_path, key, n))
+    for off, n in listed.items():
+        if n > 1:
+            report.problem(off, None, "%s lists this offset %d times" % (idx_path, n))
+    differ = 0
+    for key, off in entries:
+        if off not in found:
+            report.problem(off, key, "the index points here but no whole record starts here")
+        elif found[off] is not None and found[off] != key:
+            differ += 1
+    for off in sorted(set(found) - set(listed)):
+        report.problem(off, found[off], "record is not listed in the index %s" % idx_path)
+    if differ:
+        report.note("%d index keys differ from their records' header ids (rec2idx.py numbers "
+                    "records by position: readers by key use the index's keys)" % differ)
+
+
 def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None, *,
-           decode: bool = True, max_problems: int = 1000) -> tuple[int, list[Problem]]:
-    """Read every frame of ``rec_path``, check it against its index, decode every image.
+           decode: bool = True, quick: bool = False, num_threads: int = 1,
+           accept_jpeg_warnings: bool = False, max_problems: int = 1000) -> VerifyResult:
+    """Check a record file as MXNet's readers would read it; see the module docstring.
+
+    Parameters
+    ----------
+    decode : bool
+        Decode every image (``False``: frames, headers, checksums and image headers only).
+    quick : bool
+        The same as ``decode=False``: at disk speed.
+    num_threads : int
+        Worker processes that decode (1: this process).
+    accept_jpeg_warnings : bool
+        Count libjpeg's corrupt-data warnings as notes instead of failures.
 
     Returns
     -------
-    (int, list of Problem)
-        The number of whole records read, and the problems found (at most ``max_problems``).
+    VerifyResult
+        ``(records, problems)`` (at most ``max_problems``), with ``images``, ``label_only``,
+        ``notes`` and ``checksums``.
     """
-    idx_path = index_path_for(rec_path) if idx_path is None else idx_path
-    problems = []
-
-    def report(offset, key, message):
-        if len(problems) < max_problems:
-            problems.append(Problem(offset=offset, key=key, message=message))
-
-    try:
-        entries = read_index(idx_path)
-    except FileNotFoundError:
-        entries = None
-        report(None, None, "no index file %s; build one with `recpack index %s`"
-               % (idx_path, rec_path))
-    except IndexFormatError as exc:
-        entries = None
-        report(None, None, str(exc))
-    found = {}
-    with open(rec_path, "rb") as f:
-        for offset, payload, error in scan(f, path=rec_path):
-            if error is not None:
-                report(offset, None, str(error).split(": ", 2)[-1])
-                continue
-            try:
-                header, body = unpack_record(payload)
-                found[offset] = header.id
-                if decode:
-                    message = _decode_problem(body)
-                    if message:
-                        report(offset, header.id, message)
-            except RecordFormatError as exc:
-                found[offset] = None
-                report(offset, None, str(exc))
+    rec_path = os.fspath(rec_path)
+    idx_path = index_path_for(rec_path) if idx_path is None else os.fspath(idx_path)
+    num_threads = validate("num_thread", num_threads)
+    report = _Report(max_problems)
+    entries = _load_index(idx_path, rec_path, report)
+    sums, checksums = _load_checksums(rec_path, os.path.getsize(rec_path), report)
+    found, images, label_only = _walk(rec_path, sums, quick, decode, accept_jpeg_warnings,
+                                      report)
+    if checksums == "match" and any("CRC32C" in p["message"] for p in report.problems):
+        checksums = "mismatch"
     if entries is not None:
-        listed = set()
-        for key, off in entries:
-            listed.add(off)
-            if off not in found:
-                report(off, key, "the index points here but no whole record starts here")
-        for off in sorted(set(found) - listed):
-            report(off, found[off], "record is not listed in the index %s" % idx_path)
-        if len(listed) != len(entries):
-            report(None, None, "the index lists some offsets more than once")
-    return len(found), problems
+        _check_index(entries, found, idx_path, report)
+    todo = [x for x in images if x is not None]
+    if todo:
+        checks = DecodeChecks(rec_path, np.array([o for o, _ in todo], np.int64),
+                              np.array([k for _, k in todo], np.uint64),
+                              accept_jpeg_warnings=accept_jpeg_warnings)
+        for batch in run_batches(checks, num_workers=num_threads if num_threads > 1 else 0,
+                                 batch_size=64, thread_pool=False):
+            for i, (problem, note) in batch:
+                if problem:
+                    report.problem(int(checks.offsets[i]), checks.key(i), problem)
+                if note:
+                    report.note("byte offset %d (key %d): %s" % (checks.offsets[i],
+                                                                 checks.key(i), note))
+    result = VerifyResult(len(found), report.problems)
+    result.images, result.label_only = len(images), label_only
+    result.notes, result.checksums = report.notes, checksums
+    result.decoded = decode and not quick
+    result.problem_count = report.count
+    return result

@@ -72,22 +72,49 @@ def list_images(root, *, recursive=D.recursive, exts=D.exts):
     """
     root = _check_root(root)
     exts = _check_exts(exts)
-    items = []
+    items, unlisted = [], []
+
+    def add(full, label_of):
+        rel = os.path.relpath(full, root)
+        if _unlistable(rel):
+            unlisted.append(rel)
+        else:
+            items.append((len(items), rel, label_of()))
+
     if not recursive:
         for name in sorted(os.listdir(root)):
             full = os.path.join(root, name)
             if os.path.splitext(name)[1].lower() in exts and os.path.isfile(full):
-                items.append((len(items), os.path.relpath(full, root), 0))
-        return items, ["."]
-    labels = {}
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs.sort()  # in place, so that os.walk descends in sorted order
-        for name in sorted(files):
-            full = os.path.join(folder, name)
-            if os.path.splitext(name)[1].lower() in exts and os.path.isfile(full):
-                label = labels.setdefault(folder, len(labels))
-                items.append((len(items), os.path.relpath(full, root), label))
-    return items, [os.path.relpath(folder, root) for folder in labels]  # dicts keep label order
+                add(full, lambda: 0)
+        classes = ["."]
+    else:
+        labels = {}
+        for folder, dirs, files in os.walk(root, followlinks=True):
+            dirs.sort()  # in place, so that os.walk descends in sorted order
+            for name in sorted(files):
+                full = os.path.join(folder, name)
+                if os.path.splitext(name)[1].lower() in exts and os.path.isfile(full):
+                    add(full, lambda folder=folder: labels.setdefault(folder, len(labels)))
+        classes = [os.path.relpath(folder, root) for folder in labels]  # dicts keep order
+    if unlisted:
+        logger.warning("%d image(s) left out of the list: their names hold a tab, a line break, "
+                       "leading or trailing spaces, or bytes that are not UTF-8, which a .lst "
+                       "line cannot carry (packing would drop or refuse them); rename them to "
+                       "include them: %s", len(unlisted),
+                       ", ".join(repr(n) for n in unlisted[:5]) + (" ..." if len(unlisted) > 5
+                                                                   else ""))
+    return items, classes
+
+
+def _unlistable(rel):
+    """True for a relative path that an im2rec ``.lst`` line cannot carry as it is."""
+    if any(c in rel for c in "\t\n\r") or rel != rel.strip():
+        return True
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes (surrogate escapes)
+        return True
+    return False
 
 
 def _write_lst(path, items, written):

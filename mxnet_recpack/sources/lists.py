@@ -12,7 +12,7 @@ from array import array
 import numpy as np
 
 from ..errors import ListFormatError
-from ..format.header import MAX_KEY
+from ..format.header import EXACT_INTEGERS, MAX_KEY, label_problem
 from ..storage import read_bytes
 
 __all__ = ["ListEntries", "parse_list", "read_list_text"]
@@ -113,16 +113,8 @@ def _check_relative(path, source, lineno, allow_outside_root):
             "--allow-outside-root) if you trust this list" % (source, lineno, path))
 
 
-def read_list_text(text, source="<list>", *, allow_outside_root=False):
-    """Parse the content (``bytes`` or ``str``) of a ``.lst`` file. See :func:`parse_list`.
-
-    Memory stays close to the list's own size: fields go straight into flat arrays, with no
-    Python object per line left behind.
-    """
-    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-    keys, offsets = array("Q"), array("q")
-    label_values, label_counts = array("f"), array("q")
-    paths, path_ends = bytearray(), array("q")
+def _lines(data, source):
+    """``(lineno, byte offset, text)`` of every non-blank line of a list's bytes."""
     n = len(data)
     start = lineno = 0
     while start < n:
@@ -141,45 +133,85 @@ def read_list_text(text, source="<list>", *, allow_outside_root=False):
         except UnicodeDecodeError as exc:
             raise ListFormatError("%s:%d: byte %d is not valid UTF-8"
                                   % (source, lineno, line_start + exc.start)) from None
-        if not line.strip():
-            continue
-        fields = [f.strip() for f in line.strip().split("\t")]
-        if len(fields) < 3:
-            raise ListFormatError(
-                "%s:%d: expected 'index<TAB>label[<TAB>label...]<TAB>path' (at least 3 "
-                "tab-separated fields), found %d field(s): %r. Fields must be separated by "
-                "tabs, not spaces" % (source, lineno, len(fields), line))
-        try:
-            key = int(fields[0])
-        except ValueError:
-            raise ListFormatError("%s:%d: index %r is not an integer"
-                                  % (source, lineno, fields[0])) from None
-        if not 0 <= key <= MAX_KEY:
-            raise ListFormatError("%s:%d: index %d is out of range [0, 2**64)"
-                                  % (source, lineno, key))
-        try:
-            label_values.extend(float(x) for x in fields[1:-1])
-        except ValueError:
-            raise ListFormatError("%s:%d: labels %r are not all numbers"
-                                  % (source, lineno, fields[1:-1])) from None
-        path = fields[-1]
-        if not path:
-            raise ListFormatError("%s:%d: empty image path" % (source, lineno))
-        _check_relative(path, source, lineno, allow_outside_root)
+        if line.strip():
+            yield lineno, line_start, line
+
+
+def _fields(line, source, lineno, allow_outside_root):
+    """``(key, labels, path)`` of one line, checked."""
+    fields = [f.strip() for f in line.strip().split("\t")]
+    if len(fields) < 3:
+        raise ListFormatError(
+            "%s:%d: expected 'index<TAB>label[<TAB>label...]<TAB>path' (at least 3 "
+            "tab-separated fields), found %d field(s): %r. Fields must be separated by "
+            "tabs, not spaces" % (source, lineno, len(fields), line))
+    try:
+        key = int(fields[0])
+    except ValueError:
+        raise ListFormatError("%s:%d: index %r is not an integer"
+                              % (source, lineno, fields[0])) from None
+    if not 0 <= key <= MAX_KEY:
+        raise ListFormatError("%s:%d: index %d is out of range [0, 2**64)"
+                              % (source, lineno, key))
+    try:
+        labels = [float(x) for x in fields[1:-1]]
+    except ValueError:
+        raise ListFormatError("%s:%d: labels %r are not all numbers"
+                              % (source, lineno, fields[1:-1])) from None
+    path = fields[-1]
+    if not path:
+        raise ListFormatError("%s:%d: empty image path" % (source, lineno))
+    _check_relative(path, source, lineno, allow_outside_root)
+    return key, labels, path
+
+
+def read_list_text(text, source="<list>", *, allow_outside_root=False):
+    """Parse the content (``bytes`` or ``str``) of a ``.lst`` file. See :func:`parse_list`.
+
+    Memory stays close to the list's own size: fields go straight into flat arrays, with no
+    Python object per line left behind.
+    """
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    keys, offsets, linenos = array("Q"), array("q"), array("q")
+    label_values, label_counts = array("d"), array("q")
+    paths, path_ends = bytearray(), array("q")
+    for lineno, line_start, line in _lines(data, source):
+        key, labels, path = _fields(line, source, lineno, allow_outside_root)
         keys.append(key)
         offsets.append(line_start)
-        label_counts.append(len(fields) - 2)
+        linenos.append(lineno)
+        label_values.extend(labels)
+        label_counts.append(len(labels))
         paths += path.encode("utf-8")
         path_ends.append(len(paths))
     keys = np.frombuffer(keys, dtype=np.uint64).copy()
     _check_unique(keys, data, np.frombuffer(offsets, dtype=np.int64), source)
     label_starts = np.zeros(len(keys) + 1, dtype=np.int64)
     np.cumsum(np.frombuffer(label_counts, dtype=np.int64), out=label_starts[1:])
+    values = np.frombuffer(label_values, dtype=np.float64)
+    _check_labels(values, label_starts, linenos, source)
     path_starts = np.zeros(len(keys) + 1, dtype=np.int64)
     path_starts[1:] = np.frombuffer(path_ends, dtype=np.int64)
-    return ListEntries(keys, np.frombuffer(label_values, dtype=np.float32).copy(), label_starts,
-                       bytes(paths), path_starts, source=source,
-                       line_offsets=np.frombuffer(offsets, dtype=np.int64).copy(), nbytes=n)
+    return ListEntries(keys, values.astype(np.float32), label_starts, bytes(paths),
+                       path_starts, source=source,
+                       line_offsets=np.frombuffer(offsets, dtype=np.int64).copy(), nbytes=len(data))
+
+
+def _check_labels(values, label_starts, linenos, source):
+    """Refuse labels float32 cannot hold as written (not finite, or an integer it would
+    round), naming the line: a documented deviation from im2rec.py, which rounds silently."""
+    problem = label_problem(values) if len(values) else None
+    if problem is None:
+        return
+    bad = ~(np.abs(values) <= float(np.finfo(np.float32).max))
+    bad |= (values == np.floor(values)) & (np.abs(values) > EXACT_INTEGERS) & \
+        (values.astype(np.float32).astype(np.float64) != values)
+    first = int(np.flatnonzero(bad)[0])
+    line = int(np.searchsorted(label_starts, first, side="right")) - 1
+    raise ListFormatError("%s:%d: %s; labels are stored as float32, as MXNet's readers expect "
+                          "(im2rec.py would round it silently): use class ids below 2**24 = "
+                          "16777216, or split a large id into two labels"
+                          % (source, linenos[line], problem))
 
 
 def _check_unique(keys, data, offsets, source):

@@ -4,6 +4,7 @@ Standard library only.
 """
 
 import os
+import stat
 
 __all__ = ["read_local", "write_all", "copy_file", "fsync_dir"]
 
@@ -11,15 +12,23 @@ __all__ = ["read_local", "write_all", "copy_file", "fsync_dir"]
 def read_local(path):
     """The whole content of a local file: one open, fstat and read (no buffered file object,
     a little cheaper per image than ``open(path, "rb").read()``)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
-        size = os.fstat(fd).st_size
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would never end (/dev/zero)
+            raise IsADirectoryError(path) if stat.S_ISDIR(info.st_mode) else OSError(
+                "%s is not a regular file (a device, a FIFO or a socket): refused, a read "
+                "could block or never end" % path)
+        size = info.st_size
         data = os.read(fd, size + 1)
-        if len(data) != size:  # a short read, or the file changed size: read on to the end
-            parts = [data]
-            while parts[-1]:
+        if len(data) != size:  # a short read, or the file changed size: read on, to a bound
+            parts, limit = [data], max(2 * size, 1 << 20)
+            while parts[-1] and sum(map(len, parts)) <= limit:
                 parts.append(os.read(fd, 1 << 20))
             data = b"".join(parts)
+            if len(data) > limit:
+                raise OSError("%s grew while it was read (from %d bytes to more than %d): "
+                              "refused, something is still writing it" % (path, size, limit))
         return data
     finally:
         os.close(fd)
