@@ -20,6 +20,7 @@ __all__ = [
     "DuplicateKeyError",
     "OutputLockedError",
     "CommitError",
+    "TransformError",
 ]
 
 
@@ -117,3 +118,9 @@ class OutputLockedError(RecpackError, BlockingIOError):
 class CommitError(RecpackError, OSError):
     """A step of the commit failed (a rename refused, the disk full): the previous files are
     back in place, as a whole; the message names the file and the cause."""
+
+
+class TransformError(RecpackError, RuntimeError):
+    """The dataset's or transform's own code raised the same error on each of the first items:
+    user code failing is not bad data, so the run stops at once (the message has the error,
+    the item, and the fix where it is known)."""

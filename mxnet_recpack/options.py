@@ -209,6 +209,10 @@ OPTIONS = {o.name: o for o in (
     _opt("pass_through", False, _boolean, "True or False",
          "store the image files as they are (no decoding)", "--pass-through",
          {"action": "store_true"}),
+    _opt("any_format", False, _boolean, "True or False",
+         "with --pass-through, also store files in formats MXNet's decoder cannot read (GIF, "
+         "WebP, PNM: ImageRecordIter dies on them), for readers that can, such as DALI; "
+         "default: skip and report them", "--any-format", {"action": "store_true"}),
     _opt("pack_label", False, _boolean, "True or False",
          "store every label of multi-label lines (else only the first, as im2rec.py)",
          "--pack-label", {"action": "store_true"}),
@@ -231,6 +235,10 @@ OPTIONS = {o.name: o for o in (
          "stop with an error past this many bad images (a fraction of the list if below 1); "
          "default: skip and report them all", "--max-failures", {"type": float},
          _cli_max_failures),
+    _opt("detection_labels", False, _boolean, "True or False",
+         "check every label against ImageDetRecordIter's layout [header_width, object_width, "
+         "..., (class, xmin, ymin, xmax, ymax) per object] and skip items that break it",
+         "--detection-labels", {"action": "store_true"}),
     _opt("append", False, _boolean, "True or False",
          "add the images to the existing .rec/.idx (their keys must be new)", "--append",
          {"action": "store_true"}),

@@ -26,17 +26,18 @@ log = logging.getLogger(__name__)
 #: The keys ``dataset_params`` accepts: im2rec.py's options and this package's own.
 IM2REC_OPTIONS = ("root", "resize", "center_crop", "quality", "color", "encoding",
                   "inter_method", "reduced_decode", "pass_through", "pack_label", "num_thread",
-                  "batch_size", "max_failures", "max_pixels", "append", "resume",
+                  "batch_size", "max_failures", "max_pixels", "any_format", "append", "resume",
                   "allow_outside_root", "overwrite", "storage_options", "nsplit", "part", "dask",
-                  "progress")
+                  "progress", "detection_labels")
 
 #: Every key ``dataset_params`` accepts, with its default and meaning (from the option table).
 DATASET_PARAMS = {name: (OPTIONS[name].default, OPTIONS[name].help) for name in IM2REC_OPTIONS}
 
 _IMAGE_LIST_OPTIONS = ("root", "color", "pack_label", "storage_options", "resize",
-                       "center_crop", "inter_method", "reduced_decode", "max_pixels")
+                       "center_crop", "inter_method", "reduced_decode", "max_pixels",
+                       "any_format")
 _RUN_INFO = ("root", "resize", "center_crop", "color", "inter_method", "reduced_decode",
-             "pass_through", "pack_label", "max_pixels")
+             "pass_through", "pack_label", "max_pixels", "any_format")
 
 
 def im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
@@ -119,7 +120,7 @@ def run_im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
                     transforms=re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transforms)))
     options = {k: p[k] for k in ("encoding", "quality", "overwrite", "max_failures", "append",
                                  "resume", "storage_options", "batch_size", "nsplit", "part",
-                                 "dask", "progress")}
+                                 "dask", "progress", "detection_labels")}
     options["num_workers"] = p["num_thread"] if p["num_thread"] > 1 else 0
     return write_parts(part_dataset, rec, options=options, run_info=run_info)
 

@@ -14,9 +14,9 @@ __all__ = ["add_im2rec"]
 _LIST_FLAGS = ("exts", "chunks", "train_ratio", "test_ratio", "recursive", "shuffle")
 _PACK_FLAGS = ("pass_through", "resize", "center_crop", "quality", "num_thread", "color",
                "encoding", "pack_label")
-_OWN_FLAGS = ("inter_method", "reduced_decode", "max_failures", "max_pixels", "append",
-              "resume", "nsplit", "part", "dask", "batch_size", "allow_outside_root",
-              "overwrite")
+_OWN_FLAGS = ("inter_method", "reduced_decode", "max_failures", "max_pixels", "any_format",
+              "append", "resume", "nsplit", "part", "dask", "batch_size", "allow_outside_root",
+              "overwrite", "detection_labels")
 
 
 def add_im2rec(sub):

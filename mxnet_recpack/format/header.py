@@ -22,6 +22,7 @@ __all__ = [
     "MAX_KEY",
     "EXACT_INTEGERS",
     "label_problem",
+    "check_detection_label",
     "RecordHeader",
     "normalize_label",
     "pack_record",
@@ -122,6 +123,33 @@ def normalize_label(label):
         return wide.astype(np.float32)
     raise ImageEncodeError("label %r of type %s is not numeric: labels are numbers or vectors "
                            "of numbers" % (label, type(label).__name__))
+
+
+def check_detection_label(label):
+    """Raise :class:`ImageEncodeError` unless ``label`` (as :func:`normalize_label` gives it)
+    follows ImageDetRecordIter's layout: ``[header_width >= 2, object_width >= 5, extra
+    header..., then per object (class, xmin, ymin, xmax, ymax, extra...)]``, coordinates in
+    [0, 1] with ``min <= max``."""
+    label = normalize_label(label)
+    layout = ("a detection label is [header_width >= 2, object_width >= 5, extra header..., "
+              "then (class, xmin, ymin, xmax, ymax, ...) per object], coordinates in [0, 1]")
+    if isinstance(label, float) or len(label) < 2:
+        raise ImageEncodeError("detection label %r is too short: %s" % (label, layout))
+    hw, ow = float(label[0]), float(label[1])
+    if hw != int(hw) or ow != int(ow) or hw < 2 or ow < 5 or hw > len(label):
+        raise ImageEncodeError("detection label has header_width %g and object_width %g: %s"
+                               % (hw, ow, layout))
+    body = label[int(hw):]
+    if len(body) % int(ow):
+        raise ImageEncodeError("detection label has %d values after its %d-value header, not "
+                               "a whole number of %d-value objects: %s"
+                               % (len(body), int(hw), int(ow), layout))
+    boxes = body.reshape(-1, int(ow))[:, 1:5]
+    if len(boxes) and ((boxes < 0) | (boxes > 1)).any() or (
+            len(boxes) and ((boxes[:, 0] > boxes[:, 2]) | (boxes[:, 1] > boxes[:, 3])).any()):
+        raise ImageEncodeError("detection label has a box outside [0, 1] or with min > max: "
+                               "%s" % layout)
+    return label
 
 
 def record_head(label, key, id2=0):

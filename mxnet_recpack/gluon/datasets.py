@@ -5,6 +5,8 @@ RGB, uint8) and expose ``record_keys`` so :class:`~mxnet_recpack.RecordFileWrite
 item under its own key, also through ``transform_first``/``take``/``shard``.
 """
 
+import hashlib
+
 import numpy as np
 from mxnet import nd
 from mxnet.gluon.data import Dataset
@@ -83,6 +85,16 @@ class ArrayDataset(Dataset):
 
     def __len__(self):
         return len(self._images)
+
+    def fingerprint(self):
+        """A hash of every image and label (a resumed run must match it)."""
+        digest = hashlib.sha256()
+        for group in (self._images, self._labels):
+            for item in (group if isinstance(group, list) else [group]):
+                arr = np.ascontiguousarray(item)
+                digest.update(str((arr.dtype.str, arr.shape)).encode())
+                digest.update(arr.tobytes())
+        return {"arrays_sha256": digest.hexdigest(), "items": len(self)}
 
     def __getitem__(self, i):
         img = np.asarray(self._images[i])

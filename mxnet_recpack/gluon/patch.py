@@ -26,7 +26,8 @@ def to_recordio(self, path: str | os.PathLike, *, encoding: str = D.encoding,
                 progress: Callable[[int, int], None] | None = D.progress,
                 timeout: float = D.timeout, append: bool = D.append, resume: bool = D.resume,
                 nsplit: int = D.nsplit, part: int | None = D.part, dask: Any = D.dask,
-                storage_options: dict | None = D.storage_options) -> str | list[str]:
+                storage_options: dict | None = D.storage_options,
+                detection_labels: bool = D.detection_labels) -> str | list[str]:
     """Write this dataset's ``(image, label)`` items to an indexed RecordIO file.
 
     Parameters
@@ -48,7 +49,8 @@ def to_recordio(self, path: str | os.PathLike, *, encoding: str = D.encoding,
     dask : distributed.Client or str, optional
         Run each part as a task on this Dask cluster (a scheduler address works too); the
         dataset travels to the workers by pickle.
-    overwrite, max_failures, append, resume, storage_options, progress, thread_pool, timeout :
+    overwrite, max_failures, append, resume, storage_options, progress, thread_pool, timeout,
+    detection_labels :
         See :class:`mxnet_recpack.RecordFileWriter` and its ``write_dataset``.
 
     Returns
@@ -71,7 +73,8 @@ def to_recordio(self, path: str | os.PathLike, *, encoding: str = D.encoding,
                    max_failures=max_failures, append=append, resume=resume,
                    storage_options=storage_options, num_workers=num_workers,
                    batch_size=batch_size, thread_pool=thread_pool, timeout=timeout,
-                   nsplit=nsplit, part=part, dask=dask, progress=progress)
+                   nsplit=nsplit, part=part, dask=dask, progress=progress,
+                   detection_labels=detection_labels)
 
     def part_dataset(k, n):
         return self, (None if n == 1 else split_positions(len(self), n, k))

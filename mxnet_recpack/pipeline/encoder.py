@@ -15,7 +15,7 @@ from ..format.framing import frame_buffers
 from ..format.header import record_head
 from . import adapters
 
-__all__ = ["RecordEncoder", "Subset", "Failure", "item_info"]
+__all__ = ["RecordEncoder", "Subset", "Failure", "item_info", "dataset_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,17 @@ def item_info(dataset):
     source = getattr(probe_base, "record_source", None)
     return (_KeyOf(dataset, adapter) if keys is not None else None), \
         (_SourceOf(dataset, adapter) if callable(source) else None)
+
+
+def dataset_fingerprint(dataset):
+    """What identifies a dataset's content, where it says (a ``fingerprint()`` method, on it or
+    on the dataset behind its lazy wrappers): a resumed run must match it. None otherwise."""
+    adapter = adapters.for_dataset(dataset)
+    for candidate in (dataset, adapter.unwrap(dataset, 0)[0] if len(dataset) else dataset):
+        fingerprint = getattr(candidate, "fingerprint", None)
+        if callable(fingerprint):
+            return fingerprint()
+    return None
 
 
 class _KeyOf:
@@ -84,14 +95,18 @@ class RecordEncoder:
     source_of : callable or None
     encoder : ImageEncoder
         How images are stored (encoding and quality, resolved once).
+    label_check : callable, optional
+        Raises for a label that must not be stored (detection labels that break their layout).
     """
 
-    def __init__(self, dataset, *, keys=None, key_base=0, source_of=None, encoder):
+    def __init__(self, dataset, *, keys=None, key_base=0, source_of=None, encoder,
+                 label_check=None):
         self.dataset = dataset
         self.keys = keys
         self.key_base = key_base
         self.source_of = source_of
         self.encode_image = encoder
+        self.label_check = label_check
         # Fastest first: a framework's compiled transforms; a dataset's record_item(i) (numpy
         # or bytes, no framework arrays); the plain __getitem__.
         self._get = adapters.for_dataset(dataset).item_getter(dataset) or \
@@ -122,6 +137,8 @@ class RecordEncoder:
         """The item's record, framed, as a tuple of buffers the writer appends with writev,
         and the CRC32C of those bytes (for the checksum sidecar)."""
         image, label = _split_item(item)
+        if self.label_check is not None:
+            self.label_check(label)
         frames = frame_buffers(record_head(label, key), self.encode_image(image))
         return frames, crc32c_of_buffers(frames)
 

@@ -6,9 +6,58 @@ import logging
 
 from ..format.index import complete_lines
 
-__all__ = ["FailureReport"]
+__all__ = ["FailureReport", "SystematicFailure"]
 
 log = logging.getLogger(__name__)
+
+#: Errors that mean the input is bad (a file missing, damaged, not an image): skipped and
+#: listed. Any other error on every one of the first items is the user's code failing.
+DATA_ERRORS = {"BadImageError", "FileNotFoundError", "IsADirectoryError", "NotADirectoryError",
+               "PermissionError", "OSError", "RecordFormatError", "TimeoutError"}
+
+#: Known causes of a failing transform, by a piece of its message, and their fix.
+_FIXES = (
+    ("channel dimension", "Normalize works on a CHW float tensor: put ToTensor() before it, "
+     "transforms.Compose([transforms.ToTensor(), transforms.Normalize(...)]), and store the "
+     "floats with encoding='.npy'"),
+    ("Float tensors", "store float tensors with encoding='.npy' (dataset_params={'encoding': "
+     "'.npy'}, CLI: the Python API only)"),
+)
+
+
+class SystematicFailure:
+    """Watches the first ``limit`` items: when each failed with the same error type, and not
+    one that means bad input, that error is the dataset's or transform's code failing."""
+
+    def __init__(self, limit=8):
+        self.limit = limit
+        self.seen = []
+        self.done = False
+
+    def success(self):
+        self.done = True
+
+    def failure(self, failure):
+        """Return the TransformError message once the first items all failed alike."""
+        if self.done:
+            return None
+        self.seen.append(failure)
+        kinds = {f["error"] for f in self.seen}
+        if len(kinds) > 1 or failure["error"] in DATA_ERRORS:
+            self.done = True
+            return None
+        if len(self.seen) < self.limit:
+            return None
+        self.done = True
+        first = self.seen[0]
+        fix = next((f for key, f in _FIXES if key in first["message"]), None)
+        return ("the dataset's or transform's code raised %s on each of the first %d items, so "
+                "this is not bad data: stopping now instead of trying them all. First: item %s "
+                "(key %s%s): %s%s" % (
+                    first["error"], len(self.seen), first["index"], first["key"],
+                    ", " + str(first["source"]) if first.get("source") else "",
+                    first["message"].strip().splitlines()[0] if first["message"].strip()
+                    else "(no message)", ". Fix: " + fix if fix else ""))
 
 
 class FailureReport:

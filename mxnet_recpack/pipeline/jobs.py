@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: The options of :class:`~mxnet_recpack.RecordFileWriter` and of its ``write_dataset``.
 WRITER_OPTIONS = ("encoding", "quality", "overwrite", "max_failures", "append", "resume",
-                  "storage_options")
+                  "storage_options", "detection_labels")
 LOADER_OPTIONS = ("num_workers", "batch_size", "thread_pool", "timeout")
 
 

@@ -18,19 +18,20 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import (CommitError, OptionError, OutputExistsError, RecpackError,
-                      TooManyFailuresError)
+                      TooManyFailuresError, TransformError)
 from ..format.checksums import crc32c
 from ..format.framing import encode_record
-from ..format.header import pack_record
+from ..format.header import check_detection_label, pack_record
 from ..format.index import format_index_line
 from ..format.names import index_path_for, report_path_for
 from ..images.codec import ImageEncoder
 from ..options import D, failure_limit, validate
 from ..storage import is_url
 from .commit import OutputTransaction
-from .encoder import RecordEncoder, Subset, item_info
+from .encoder import RecordEncoder, Subset, dataset_fingerprint, item_info
 from .executors import run_batches
-from .failures import FailureReport
+from .failures import FailureReport, SystematicFailure
+from .resume import begin_dataset, check_same_content, resume_position
 from .keys import KeyLedger
 from .summary import WriteSummary
 
@@ -69,6 +70,9 @@ class RecordFileWriter:
     storage_options : dict, optional
         For an ``s3://`` (any fsspec URL) ``path``: fsspec options. The files are staged
         locally and uploaded only when complete.
+    detection_labels : bool, default False
+        Check every label against ImageDetRecordIter's layout; an item that breaks it is
+        skipped and reported (``write`` raises).
 
     Examples
     --------
@@ -81,7 +85,7 @@ class RecordFileWriter:
                  quality: int = D.quality, overwrite: bool = D.overwrite,
                  max_failures: int | float | None = D.max_failures, append: bool = D.append,
                  resume: bool = D.resume, storage_options: dict | None = D.storage_options,
-                 _command: str = "pack"):
+                 detection_labels: bool = D.detection_labels, _command: str = "pack"):
         self.path = os.fspath(path)
         self.encoding = validate("encoding", encoding)
         self.quality = validate("quality", quality)
@@ -90,6 +94,8 @@ class RecordFileWriter:
                                      validate("append", append), validate("resume", resume))
         storage_options = validate("storage_options", storage_options)
         self._image_encoder = ImageEncoder(self.encoding, self.quality)
+        self._label_check = check_detection_label if validate(
+            "detection_labels", detection_labels) else None
         self._remote = None
         if is_url(self.path):
             from ..storage.remote import RemoteOutput
@@ -196,6 +202,8 @@ class RecordFileWriter:
         self._check_open()
         key = self._keys.next_key if key is None else int(key)
         self._keys.check_one(key)
+        if self._label_check is not None:
+            self._label_check(label)
         frame = encode_record(pack_record(label, key, bytes(self._image_encoder(image))))
         self._append_batch([(key, (frame,), crc32c(frame))])
         return key
@@ -249,27 +257,18 @@ class RecordFileWriter:
             raise OptionError("positions must be ascending dataset positions in [0, %d)"
                               % len(dataset))
         total = len(order)
-        state = self._out.state
         description = dict(run_info or {}, items=total, encoding=self.encoding,
                            quality=self.quality, own_keys=key_of is not None,
-                           dataset=type(dataset).__name__)
-        if self.resumed and self._datasets == 1:
-            state.check_same_run(description, self.path)
-            key_base = self._keys.next_key if state.key_base is None else state.key_base
-        else:
-            if self._datasets > 1 or len(self._keys) > state.initial_records:
-                state.resumable = False  # several datasets, or write() calls: no resume
-            key_base = self._keys.next_key
-            state.run, state.key_base = description, key_base
-            self._out.save_state()
-        if self.resumed and state.resumable is False:
-            raise OptionError("%s: this run wrote several datasets (or single records), which "
-                              "cannot be resumed; start again without resume" % self.path)
+                           dataset=type(dataset).__name__,
+                           fingerprint=dataset_fingerprint(dataset))
+        key_base = begin_dataset(self._out, self._keys, description, resuming=self.resumed,
+                                 first=self._datasets == 1)
         if key_of is not None:
             keys = np.fromiter((key_of(int(i)) for i in order), dtype=np.uint64, count=total)
         else:
             keys = order.astype(np.uint64) + np.uint64(key_base)
-        start = self._resume_position(keys, order) if self.resumed else 0
+        start = resume_position(self._out, self._keys, self._report, keys, order) \
+            if self.resumed else 0
         self._keys.check_new(keys[start:])
         position_keys = keys  # looked up by the workers instead of walking the wrappers again
         if key_of is not None and positions is not None:
@@ -278,8 +277,10 @@ class RecordFileWriter:
         elif key_of is None:
             position_keys = None
         encoder = RecordEncoder(dataset, keys=position_keys, key_base=key_base,
-                                source_of=source_of, encoder=self._image_encoder)
+                                source_of=source_of, encoder=self._image_encoder,
+                                label_check=self._label_check)
         if start:
+            check_same_content(self._out, self._keys, encoder, int(order[start - 1]))
             log.info("%s: %d of %d items were done before the interruption; continuing",
                      self.path, start, total)
         if start or positions is not None:
@@ -288,26 +289,10 @@ class RecordFileWriter:
                              batch_size=batch_size, thread_pool=thread_pool, progress=progress,
                              timeout=timeout)
 
-    def _resume_position(self, keys, order):
-        """How many of ``order``'s items the interrupted run finished (up to its last record)."""
-        done = len(self._keys) - self._out.state.initial_records
-        start = 0
-        if done > 0:
-            last_key = self._keys.last
-            hits = np.flatnonzero(keys == np.uint64(last_key))
-            if not len(hits):
-                raise OptionError("%s: cannot resume: key %d of the partial output is not "
-                                  "in this dataset" % (self.path, last_key))
-            start = int(hits[0]) + 1
-        # Records are the durable truth: items after the last whole record are done again
-        # (a failure report line is flushed before any later record is written, so every
-        # failure before that record is in the report).
-        self._report.keep_earlier(int(order[start]) if start < len(order) else float("inf"))
-        return start
-
     def _consume(self, encoder, total, start, *, num_workers, batch_size, thread_pool,
                  progress, timeout):
         limit = failure_limit(self.max_failures, total)
+        systematic = SystematicFailure(min(8, total))
         t0 = time.monotonic()
         written0, failed0, bytes0 = len(self._keys), self._report.count, self._offset
         done = start
@@ -318,7 +303,11 @@ class RecordFileWriter:
                 failure = record[1]
                 if not isinstance(failure, dict):
                     good.append(record)
+                    systematic.success()
                     continue
+                stop = systematic.failure(failure)
+                if stop:
+                    raise TransformError("%s: %s" % (self.path, stop))
                 # keep record order: what came before this failure is written first
                 if good:
                     self._append_batch(good)

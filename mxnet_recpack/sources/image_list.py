@@ -12,6 +12,7 @@ import os
 
 from ..errors import BadImageError
 from ..images.codec import BGR
+from ..images.encodings import ENCODINGS
 from ..images.probe import check_image_bytes
 from ..images.transform import Preprocess
 from ..options import D, validate
@@ -61,6 +62,9 @@ class ImageList:
     max_pixels : int or None, default 89478485
         Refuse images larger than this many pixels (Pillow's decompression-bomb limit) before
         decoding them; ``None`` for no limit.
+    any_format : bool, default False
+        With ``decode=False``: also give the bytes of formats MXNet's decoder cannot read
+        (GIF, WebP, PNM), for readers that can (DALI); by default they are bad images.
 
     Bad files (missing, empty, truncated, not an image, too large) raise
     :class:`~mxnet_recpack.errors.BadImageError` or ``FileNotFoundError`` naming the file and
@@ -79,7 +83,7 @@ class ImageList:
                  storage_options: dict | None = D.storage_options,
                  resize: int | tuple[int, int] = D.resize, center_crop: bool = D.center_crop,
                  inter_method: int = D.inter_method, reduced_decode: str | bool = D.reduced_decode,
-                 max_pixels: int | None = D.max_pixels):
+                 max_pixels: int | None = D.max_pixels, any_format: bool = D.any_format):
         self.root = validate("root", root)
         self.color = validate("color", color)
         self.decode = validate("decode", decode)
@@ -90,6 +94,7 @@ class ImageList:
         self.inter_method = validate("inter_method", inter_method)
         self.reduced_decode = validate("reduced_decode", reduced_decode)
         self.max_pixels = validate("max_pixels", max_pixels)
+        self.any_format = validate("any_format", any_format)
         if isinstance(list_file, ListEntries):
             self._entries = list_file
         else:
@@ -107,6 +112,16 @@ class ImageList:
     @property
     def entries(self):
         return self._entries
+
+    def fingerprint(self):
+        """What this list's items are: the list's bytes and every option that shapes an item
+        (a resumed run must match it)."""
+        return {"list_sha256": self._entries.sha256, "items": len(self),
+                "root": str(self.root), "color": self.color, "decode": self.decode,
+                "pack_label": self.pack_label, "resize": self.resize,
+                "center_crop": self.center_crop, "inter_method": self.inter_method,
+                "reduced_decode": self.reduced_decode, "max_pixels": self.max_pixels,
+                "any_format": self.any_format}
 
     @property
     def record_keys(self):
@@ -140,6 +155,12 @@ class ImageList:
                                      require_known=not self.decode)
         except BadImageError as exc:
             raise BadImageError("%s: %s" % (exc, path)) from None
+        if not self.decode and not self.any_format and not ENCODINGS[info.format].mxnet_decodes:
+            raise BadImageError("%s image: MXNet's decoder cannot read this format "
+                                "(ImageRecordIter dies on it), so it is not stored as it is; "
+                                "repack it as JPEG (without pass_through), or pass "
+                                "any_format=True (--any-format) to store it for readers that "
+                                "can, such as DALI: %s" % (info.format.upper(), path))
         return data, info, path
 
     def read_bytes(self, i):

@@ -5,6 +5,7 @@ megabytes instead of hundreds, and forked DataLoader workers share it without co
 (touching Python objects' reference counts would copy them).
 """
 
+import hashlib
 import os
 import posixpath
 from array import array
@@ -30,7 +31,7 @@ class ListEntries:
     """
 
     def __init__(self, keys, label_values, label_starts, path_blob, path_starts, source=None,
-                 line_offsets=None, nbytes=None):
+                 line_offsets=None, nbytes=None, sha256=None):
         self.keys = keys
         self.line_offsets = line_offsets
         self.nbytes = nbytes
@@ -39,6 +40,8 @@ class ListEntries:
         self._path_blob = path_blob
         self._path_starts = path_starts
         self.source = source
+        #: sha256 of the list file's bytes (of the whole list, for a selection of it)
+        self.sha256 = sha256
 
     def __len__(self):
         return len(self.keys)
@@ -82,7 +85,7 @@ class ListEntries:
         paths = [self._path_blob[self._path_starts[i]:self._path_starts[i + 1]]
                  for i in positions]
         return ListEntries(self.keys[positions].copy(), *_pack_labels(lab), *_pack_paths(paths),
-                           source=self.source)
+                           source=self.source, sha256=self.sha256)
 
 
 def _pack_labels(labels):
@@ -194,7 +197,8 @@ def read_list_text(text, source="<list>", *, allow_outside_root=False):
     path_starts[1:] = np.frombuffer(path_ends, dtype=np.int64)
     return ListEntries(keys, values.astype(np.float32), label_starts, bytes(paths),
                        path_starts, source=source,
-                       line_offsets=np.frombuffer(offsets, dtype=np.int64).copy(), nbytes=len(data))
+                       line_offsets=np.frombuffer(offsets, dtype=np.int64).copy(), nbytes=len(data),
+                       sha256=hashlib.sha256(data).hexdigest())
 
 
 def _check_labels(values, label_starts, linenos, source):

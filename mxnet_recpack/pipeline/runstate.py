@@ -1,0 +1,86 @@
+"""What a run is, saved beside its partial output (``NAME.rec.COMMAND.partial.json``), so a
+resumed run continues exactly what it started, and refuses, saying what changed, otherwise."""
+
+import hashlib
+import json
+import os
+
+from ..errors import OptionError
+
+__all__ = ["RunState", "target_fingerprint"]
+
+_TAIL = 1 << 16
+
+
+def target_fingerprint(rec, idx, length=None):
+    """What an append starts from: the ``.rec``'s length, a hash of its last 64 KiB before
+    ``length``, and a hash of the ``.idx``: a resumed append refuses a target that changed."""
+    length = os.path.getsize(rec) if length is None else length
+    with open(rec, "rb") as f:
+        f.seek(max(0, length - _TAIL))
+        tail = hashlib.sha256(f.read(min(length, _TAIL))).hexdigest()
+    with open(idx, "rb") as f:
+        index = hashlib.sha256(f.read()).hexdigest()
+    return {"length": length, "tail_sha256": tail, "idx_sha256": index}
+
+
+class RunState:
+    """What a run is, saved beside its partial output so ``resume`` can continue it.
+
+    Attributes
+    ----------
+    initial_records : int
+        Records in the output before this run (an append's existing file), 0 for a new file.
+    append : bool
+        The records go after the end of the existing ``.rec`` (in place).
+    target : dict or None
+        An append's :func:`target_fingerprint` at its start.
+    run : dict or None
+        The description and fingerprint of the dataset and options being written.
+    key_base : int or None
+        The first key of datasets that have no keys of their own.
+    resumable : bool
+        False once the run wrote several datasets or single records: it cannot be resumed.
+    sidecar : bool
+        A checksum sidecar is being made (not when appending to a file that has none).
+    resumed : bool
+        This process continues an interrupted run (not saved).
+    """
+
+    _SAVED = ("initial_records", "append", "target", "run", "key_base", "resumable", "sidecar")
+
+    def __init__(self, initial_records=0, append=False, target=None, run=None, key_base=None,
+                 resumable=True, sidecar=True, resumed=False):
+        self.initial_records = initial_records
+        self.append = append
+        self.target = target
+        self.run = run
+        self.key_base = key_base
+        self.resumable = resumable
+        self.sidecar = sidecar
+        self.resumed = resumed
+
+    def to_json(self):
+        return json.dumps(dict({k: getattr(self, k) for k in self._SAVED}, version=2),
+                          sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("version") != 2:
+            raise ValueError("not a version-2 run description")
+        return cls(**{k: data[k] for k in cls._SAVED if k in data}, resumed=True)
+
+    def check_same_run(self, description, path):
+        """On resume, refuse a run whose description differs from the interrupted one's,
+        saying what changed."""
+        before = self.run
+        if before is None or before == description:
+            return
+        diff = sorted(k for k in set(before) | set(description)
+                      if before.get(k) != description.get(k))
+        raise OptionError(
+            "%s: cannot resume: the interrupted run differs in %s (was %s, now %s). Resume "
+            "with the same dataset and options, or start again without resume"
+            % (path, ", ".join(diff), {k: before.get(k) for k in diff},
+               {k: description.get(k) for k in diff}))
