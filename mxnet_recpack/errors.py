@@ -37,11 +37,15 @@ class RecordFormatError(RecpackError, ValueError):
         The file being read.
     offset : int or None
         Byte offset of the frame where the problem was found.
+    reason : str
+        What is wrong, without the file and offset.
     """
 
     def __init__(self, message, *, path=None, offset=None):
         self.path = path
         self.offset = offset
+        #: the message without the file and offset in front
+        self.reason = message
         where = []
         if path is not None:
             where.append(str(path))

@@ -81,6 +81,11 @@ def format_summary(info):
     if not info["records"]:
         return lines
     lines.append("keys: %d .. %d" % (info["keys"]["min"], info["keys"]["max"]))
+    only = info["label_only"]
+    if only["records"]:
+        lines.append("label-only records (no image): %d, e.g. %s" % (only["records"], "; ".join(
+            "key %d: [%s]" % (r["key"], ", ".join("%g" % v for v in r["label"]))
+            for r in only["first"][:2])))
     lines.append("encodings: " + ", ".join("%s %d" % kv for kv in info["encodings"].items()
                                            if kv[1]))
     sizes = info["sizes"]
@@ -105,6 +110,13 @@ def format_summary(info):
         lines.append("vector labels, by length: " + text)
         lines.extend(_histogram_lines("first label of the vectors", labels["first_label"],
                                       top_n))
+    readers = info["readers"]
+    if readers["label_width"] is not None:
+        lines.append("readers: ImageRecordIter(label_width=%d), ImageDetRecordIter("
+                     "label_pad_width=%d)" % (readers["label_width"],
+                                              readers["label_pad_width"]))
+    else:
+        lines.append("readers: %s" % readers["note"])
     return lines
 
 

@@ -6,20 +6,35 @@ __all__ = ["add_index", "add_verify"]
 
 
 def add_index(sub):
-    p = sub.add_parser("index", help="rebuild the .idx of a .rec (like MXNet's rec2idx.py)",
+    p = sub.add_parser("index", help="rebuild the .idx of a .rec (like MXNet's rec2idx.py), or "
+                       "--salvage the intact records of a damaged one",
                        description="Rebuild FILE.idx from FILE.rec. With the default --keys id "
-                       "it is identical to the index the writer (and im2rec.py) made.")
+                       "it is identical to the index the writer (and im2rec.py) made. With "
+                       "--salvage, write a new pair of every intact record of a truncated or "
+                       "damaged FILE.rec instead.")
     p.add_argument("rec", help="the .rec file")
-    p.add_argument("--output", "-o", help="where to write the index (default: beside the .rec)")
+    p.add_argument("--output", "-o", help="where to write the index (default: beside the "
+                   ".rec); with --salvage, the new .rec (default FILE.salvaged.rec)")
     p.add_argument("--keys", choices=["id", "position"], default="id",
                    help="key of each record: its header id, or 0, 1, 2... as rec2idx.py does")
+    p.add_argument("--salvage", action="store_true",
+                   help="copy every intact record into a new, whole pair (keys: header ids)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     p.set_defaults(func=_run_index)
 
 
 def _run_index(args):
     from ..format.names import index_path_for
-    from ..ops.index import rebuild_index
+    from ..ops.index import rebuild_index, salvage
+    if args.salvage:
+        result = salvage(args.rec, args.output)
+        if not args.quiet:
+            for stretch in result["damaged"]:
+                print("%s: byte offset %d: left out: %s" % (args.rec, stretch["offset"],
+                                                            stretch["reason"]))
+            print("%s: %d intact records of %s, %d damaged stretch(es) left out"
+                  % (result["path"], result["kept"], args.rec, len(result["damaged"])))
+        return 0
     out = args.output or index_path_for(args.rec)
     n = rebuild_index(args.rec, out, keys=args.keys)
     if not args.quiet:

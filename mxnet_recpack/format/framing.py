@@ -151,8 +151,8 @@ class RecordReader:
         data = self._f.read(n)
         if len(data) != n:
             raise self._error("truncated %s: expected %d bytes, found %d before the end of the "
-                              "file (an interrupted write?); rebuild with `recpack verify`/"
-                              "`recpack index`, or resume the run" % (what, n, len(data)), offset)
+                              "file (an interrupted write?); `recpack index --salvage` makes a "
+                              "new pair of the intact records" % (what, n, len(data)), offset)
         return data
 
     def read_next(self, offset):
@@ -207,7 +207,8 @@ class RecordReader:
         padded = (length + 3) & ~3
         if self.size is not None and pos + 8 + padded > self.size:
             raise self._error("truncated frame: it declares %d payload bytes but only %d "
-                              "bytes remain in the file (an interrupted write?)"
+                              "bytes remain in the file (an interrupted write?); `recpack "
+                              "index --salvage` makes a new pair of the intact records"
                               % (length, max(0, self.size - pos - 8)), pos)
         return cflag, length, padded
 

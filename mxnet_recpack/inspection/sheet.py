@@ -148,6 +148,8 @@ def contact_sheet(rec_path: str | os.PathLike, out_png: str | os.PathLike, *, co
         for key, header, data in records(rf):
             if len(cells) == count:
                 break
+            if not len(data):
+                continue  # a label-only record: nothing to draw
             img, text = _thumbnail_source(data)
             cells.append((key, format_label(header), img, text))
     if not cells:

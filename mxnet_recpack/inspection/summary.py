@@ -70,11 +70,15 @@ def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | N
     encodings = Counter({name: 0 for name in ENCODING_NAMES})
     sizes = Counter()
     unknown = 0
+    label_only = []
     with rf:
         for key, header, data in records(rf):
             n += 1
             keys_min = key if keys_min is None or key < keys_min else keys_min
             keys_max = key if keys_max is None or key > keys_max else keys_max
+            if not len(data):  # a label-only record: its labels are not an image's
+                label_only.append((key, header))
+                continue
             if header.flag == 0:
                 scalar[float(header.label)] += 1
             else:
@@ -106,4 +110,26 @@ def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | N
             "unknown": unknown,
         },
         "encodings": dict(encodings),
+        "label_only": {"records": len(label_only), "first": [
+            {"key": int(k), "flag": int(h.flag), "label": _label_list(h)}
+            for k, h in label_only[:5]]},
+        "readers": _reader_settings(scalar, lengths),
     }
+
+
+def _label_list(header):
+    return [float(header.label)] if header.flag == 0 else [float(v) for v in header.label]
+
+
+def _reader_settings(scalar, lengths):
+    """The label settings MXNet's iterators need to read the image records."""
+    widths = sorted(lengths) if lengths else []
+    if scalar and widths:
+        width = None  # ImageRecordIter checks every record against one label_width
+    else:
+        width = widths[0] if len(widths) == 1 else (1 if not widths else None)
+    return {"label_width": width, "label_pad_width": max(widths) if widths else 1,
+            "note": None if width is not None else
+            "image records carry labels of different lengths (%s): ImageRecordIter needs one "
+            "label_width for all; ImageDetRecordIter pads to label_pad_width"
+            % ", ".join(str(w) for w in ([1] if scalar else []) + widths)}

@@ -112,7 +112,7 @@ def _walk(rec_path, sums, quick, decode, accept, report):
         n = -1  # whole records so far: the sidecar lists them in file order
         for offset, _, payload, raw, error in walk(f, size, path=rec_path):
             if error is not None:
-                report.problem(offset, None, str(error).split(": ", 2)[-1])
+                report.problem(offset, None, error.reason)
                 continue
             n += 1
             if sums is not None:
@@ -123,7 +123,7 @@ def _walk(rec_path, sums, quick, decode, accept, report):
                 header, body = unpack_record(payload, offset=offset, path=rec_path)
             except RecordFormatError as exc:
                 found[offset] = None
-                report.problem(offset, None, str(exc).split(": ", 2)[-1])
+                report.problem(offset, None, exc.reason)
                 continue
             found[offset] = int(header.id)
             if not len(body):

@@ -21,7 +21,7 @@ from ..errors import (CommitError, OptionError, OutputExistsError, RecpackError,
                       TooManyFailuresError, TransformError)
 from ..format.checksums import crc32c
 from ..format.framing import encode_record
-from ..format.header import check_detection_label, pack_record
+from ..format.header import check_detection_label, pack_record, unpack_record
 from ..format.index import format_index_line
 from ..format.names import index_path_for, report_path_for
 from ..images.codec import ImageEncoder
@@ -208,6 +208,20 @@ class RecordFileWriter:
         self._append_batch([(key, (frame,), crc32c(frame))])
         return key
 
+    def write_payload(self, payload: bytes, key: int | None = None) -> int:
+        """Append a record payload as it is (header, labels and image bytes: what
+        ``mx.recordio.pack`` makes, or what a reader gives back), byte for byte.
+
+        ``key`` defaults to the payload's header id. Returns the key used.
+        """
+        self._check_open()
+        header, _ = unpack_record(payload)
+        key = int(header.id) if key is None else int(key)
+        self._keys.check_one(key)
+        frame = encode_record(payload)
+        self._append_batch([(key, (frame,), crc32c(frame))])
+        return key
+
     def write_dataset(self, dataset: Sequence, *, num_workers: int = D.num_workers,
                       batch_size: int = D.batch_size, thread_pool: bool | None = D.thread_pool,
                       progress: Callable[[int, int], None] | None = D.progress,
@@ -356,12 +370,10 @@ class RecordFileWriter:
             raise
         if self._remote:
             self._closed = True
-            files = [self._out.path, self._out.idx_path]
-            if failed:
-                files.append(self._out.report_path)
-            else:
-                self._remote.remove(self._out.report_path)
-            self._remote.upload(files)
+            members = [self._out.path, self._out.idx_path, self._out.crc_path,
+                       self._out.report_path]
+            self._remote.commit([p for p in members if os.path.exists(p)],
+                                removes=[p for p in members if not os.path.exists(p)])
         self._closed = True
         self.summary = WriteSummary(self.path, len(self._keys), failed, self._offset,
                                     time.monotonic() - self._started,

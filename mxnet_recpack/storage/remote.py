@@ -8,6 +8,9 @@ import hashlib
 import logging
 import os
 import tempfile
+import uuid
+
+from ..errors import CommitError
 
 __all__ = ["filesystem", "RemoteOutput"]
 
@@ -66,12 +69,71 @@ class RemoteOutput:
         return True
 
     def upload(self, local_paths):
-        """Upload finished files in order, then remove the staged copies."""
+        """Upload finished files in order, then remove the staged copies (a failure report of
+        a stopped run: one file, nothing to keep together)."""
         for local_path in local_paths:
             self.fs.put_file(local_path, self._remote(local_path))
             log.info("uploaded %s", self.fs.unstrip_protocol(self._remote(local_path)))
         for local_path in local_paths:
             os.remove(local_path)
+
+    def commit(self, local_paths, removes=()):
+        """Upload finished files so that the remote pair changes as a whole.
+
+        Every file first goes to a staging key beside its final one (``KEY.upload-TOKEN``):
+        an upload that fails there leaves the finals as they were. Then each final is kept as
+        ``KEY.old-TOKEN`` (a server-side copy) and replaced by a server-side copy of its new
+        version, and ``removes`` (stale sidecars) are deleted; if one of these steps fails,
+        the finals already replaced are restored. Object stores cannot replace two keys at
+        once: a reader that lists the pair during those copies (a second or so) may see one
+        new and one old file. Concurrent writers to one key are not detected.
+        """
+        token = uuid.uuid4().hex[:12]
+        finals = [self._remote(p) for p in local_paths]
+        gone = [self._remote(p) for p in removes]
+        staged, backups, replaced = {}, {}, []
+        try:
+            for local_path, final in zip(local_paths, finals):
+                staged[final] = "%s.upload-%s" % (final, token)
+                self.fs.put_file(local_path, staged[final])
+            self.fs.invalidate_cache()
+            for final in finals + gone:
+                if self.fs.exists(final):
+                    backups[final] = "%s.old-%s" % (final, token)
+                    self.fs.copy(final, backups[final])
+            for final in finals:
+                self.fs.copy(staged[final], final)
+                replaced.append(final)
+            for final in gone:
+                if final in backups:
+                    self.fs.rm_file(final)
+                    replaced.append(final)
+        except Exception as exc:
+            self._restore(replaced, backups)
+            raise CommitError("%s: uploading the new files failed (%s: %s); the files at the "
+                              "URL are as they were, and the new ones complete in %s: run "
+                              "again to upload them" % (self.url, type(exc).__name__, exc,
+                                                        os.path.dirname(self.local))) from exc
+        finally:
+            for key in list(staged.values()) + list(backups.values()):
+                try:
+                    self.fs.rm_file(key)
+                except Exception:  # noqa: BLE001 - leftovers are harmless, say so
+                    log.warning("could not delete the temporary object %s", key)
+        for final in finals:
+            log.info("uploaded %s", self.fs.unstrip_protocol(final))
+        for local_path in local_paths:
+            os.remove(local_path)
+
+    def _restore(self, replaced, backups):
+        for final in replaced:
+            try:
+                if final in backups:
+                    self.fs.copy(backups[final], final)
+                else:
+                    self.fs.rm_file(final)
+            except Exception:  # noqa: BLE001 - report what could not be put back
+                log.error("%s could not be restored from %s", final, backups.get(final))
 
     def remove(self, local_path):
         """Delete the remote counterpart of ``local_path`` if it exists (a stale report)."""
