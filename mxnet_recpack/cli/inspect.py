@@ -122,6 +122,8 @@ def format_summary(info):
 
 def _run_inspect(args):
     from ..inspection import contact_sheet, inspect_file
+    from ..pipeline.journal import settle
+    settle(args.rec)  # an interrupted commit there is finished or undone first
     info = inspect_file(args.rec, idx_path=args.idx)
     if args.sheet:
         info["contact_sheet"] = contact_sheet(args.rec, args.sheet, count=args.count,
@@ -139,6 +141,8 @@ def _run_inspect(args):
 
 def _run_extract(args):
     from ..inspection import extract
+    from ..pipeline.journal import settle
+    settle(args.rec)
     lst = extract(args.rec, args.outdir, idx_path=args.idx, overwrite=args.overwrite)
     if not args.quiet:
         with open(lst, "rb") as f:

@@ -56,14 +56,15 @@ def check_pair(rec_path, idx_path=None):
     return entries
 
 
-def recover_partial(rec_path, idx_path, *, trusted=0, start=0):
+def recover_partial(rec_path, idx_path, *, trusted=0, shift=0):
     """Find the whole records of an interrupted write: ``(entries, end)``.
 
     Index lines are kept while each points at the next whole record; records written after the
     last index line (the ``.rec`` buffer was flushed, the ``.idx`` one not yet) are added back
     with their header id as key. A torn last frame is not included: truncate the file to
     ``end``. The first ``trusted`` lines (an append's existing records, checked when it began)
-    are taken as they are, and the walk starts at byte ``start``.
+    are taken as they are; the others point ``shift`` bytes past where they are in
+    ``rec_path`` (an append's new records, staged apart until its commit).
     """
     entries = []
     for line in complete_lines(idx_path):
@@ -76,10 +77,11 @@ def recover_partial(rec_path, idx_path, *, trusted=0, start=0):
                                "began; start again without resume" % (idx_path, len(entries),
                                                                       trusted))
     kept = entries[:trusted]
-    end = start
+    end = 0
     with open(rec_path, "rb") as f:
         reader = RecordReader(f, path=rec_path)
         for key, offset in entries[trusted:]:
+            offset -= shift
             if offset != end:
                 break
             try:
@@ -88,7 +90,7 @@ def recover_partial(rec_path, idx_path, *, trusted=0, start=0):
                 nxt = None
             if nxt is None:
                 break
-            kept.append((key, offset))
+            kept.append((key, offset + shift))
             end = nxt
         while True:
             f.seek(end)
@@ -99,7 +101,7 @@ def recover_partial(rec_path, idx_path, *, trusted=0, start=0):
                 header, _ = unpack_record(got[0])
             except RecordFormatError:
                 break
-            kept.append((int(header.id), end))
+            kept.append((int(header.id), end + shift))
             end = got[1]
     return kept, end
 

@@ -24,6 +24,7 @@ from ..format.index import read_index
 from ..format.names import crc_path_for, index_path_for
 from ..options import validate
 from ..pipeline.executors import run_batches
+from ..pipeline.journal import settle
 from .image_checks import DecodeChecks, image_problem
 
 __all__ = ["verify", "Problem", "VerifyResult"]
@@ -188,6 +189,7 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
     rec_path = os.fspath(rec_path)
     idx_path = index_path_for(rec_path) if idx_path is None else os.fspath(idx_path)
     num_threads = validate("num_thread", num_threads)
+    settle(rec_path)
     report = _Report(max_problems)
     entries = _load_index(idx_path, rec_path, report)
     sums, checksums = _load_checksums(rec_path, os.path.getsize(rec_path), report)

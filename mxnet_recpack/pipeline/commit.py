@@ -6,8 +6,9 @@ For a target ``NAME.rec`` written by ``COMMAND`` (``pack``, ``index``, ``merge``
 (the records and their index), ``NAME.failures.jsonl.COMMAND.partial`` (skipped items),
 ``NAME.crc.COMMAND.partial`` (the checksum sidecar), ``NAME.rec.COMMAND.partial.json``
 (:class:`RunState`, so ``resume`` can continue) and, while a commit runs, ``NAME.rec.journal``
-(:mod:`.journal`). An append writes its records after the existing end of ``NAME.rec`` itself,
-journaled from the first byte, so it costs what it adds.
+(:mod:`.journal`). An append writes its new records to ``NAME.rec.COMMAND.partial`` too, with
+their final offsets in the new ``.idx``; the commit copies them after the existing end of
+``NAME.rec``, so an append costs what it adds and the existing file is never copied.
 """
 
 import logging
@@ -21,8 +22,7 @@ from ..format.checksums import Checksums, crc32c, read_checksums, write_checksum
 from ..format.index import format_index_line
 from ..format.names import crc_path_for, index_path_for, report_path_for
 from ..storage.local import write_all
-from .journal import (CommitError, begin_append, commit, journal_path_for, pending_append,
-                      recover, rollback_append)
+from .journal import CommitError, commit, journal_path_for, recover
 from .lock import OutputLock
 from .runstate import RunState, target_fingerprint
 from .workers import register_output, release_output
@@ -65,8 +65,7 @@ class OutputTransaction:
         self.journal = journal_path_for(self.path)
         self.lock = None
         self.rec = self.idx = None
-        self.in_place = False
-        self.length = 0  # an append's original .rec length
+        self.length = 0  # an append's original .rec length (its records go after it)
         self.crcs = array("I")
         self._written = self._advised = self._advised_offset = 0
         self.entries = []
@@ -74,7 +73,7 @@ class OutputTransaction:
         self.state = RunState()
 
     # -- opening ------------------------------------------------------------------------------
-    def acquire(self, *, keep_append=False):
+    def acquire(self):
         """Take the lock and settle an interrupted commit (before anything else is touched).
 
         Raises
@@ -87,7 +86,7 @@ class OutputTransaction:
         self.lock = OutputLock(self.path, self.command)
         register_output(self.lock, [self.lock.fileno()])
         try:
-            note = recover(self.journal, keep_append=keep_append)
+            note = recover(self.journal)
         except BaseException:
             self._close()
             raise
@@ -97,7 +96,7 @@ class OutputTransaction:
     def open(self, *, append=False, resume=False):
         """Start (or continue) the run, under the lock (taken now if :meth:`acquire` was not
         called)."""
-        self.acquire(keep_append=resume and append)
+        self.acquire()
         try:
             if resume and os.path.exists(self.state_path):
                 return self._open_resume()
@@ -113,14 +112,15 @@ class OutputTransaction:
             self._close()
             raise
 
-    def _open_fresh(self):
+    def _open_fresh(self, length=0):
         fd = os.open(self.rec_tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
         # Unbuffered: the writer appends a whole batch per os.writev (see write_frames).
         self.rec = os.fdopen(fd, "r+b", buffering=0)
-        self.idx = open(self.idx_tmp, "w", encoding="ascii", newline="\n")
+        self.idx = open(self.idx_tmp, "a" if length else "w", encoding="ascii", newline="\n")
         for p in (self.report_tmp, self.crc_tmp):
             _drop(p)
-        self.state = RunState()
+        if not length:
+            self.state = RunState()
         self.save_state()
         self._register()
         return self
@@ -134,24 +134,13 @@ class OutputTransaction:
         self.length = self.offset = os.path.getsize(self.path)
         sidecar = self._existing_crcs(self.length, len(self.entries))
         shutil.copyfile(self.idx_path, self.idx_tmp)
-        for p in (self.report_tmp, self.crc_tmp):
-            _drop(p)
         self.state = RunState(initial_records=len(self.entries), append=True,
                               target=target_fingerprint(self.path, self.idx_path),
                               sidecar=sidecar)
-        self.save_state()
-        begin_append(self.journal, self.path, self.length, self.state.target["tail_sha256"])
-        self._open_in_place()
+        self._open_fresh(self.length)
         log.info("%s: appending after %d existing records (%d bytes)", self.path,
                  len(self.entries), self.length)
         return self
-
-    def _open_in_place(self):
-        self.rec = os.fdopen(os.open(self.path, os.O_RDWR), "r+b", buffering=0)
-        self.rec.seek(self.offset)
-        self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
-        self.in_place = True
-        self._register()
 
     def _existing_crcs(self, length, count):
         """Take over the target's sidecar when it describes it; True if there is one."""
@@ -178,48 +167,44 @@ class OutputTransaction:
                                "start again without resume" % (self.path, self.state_path, exc))
         self.state = state
         if state.append:
-            self._resume_append()
-            target, start = self.path, self.length
-        else:
-            target, start = self.rec_tmp, 0
-            self.rec = os.fdopen(os.open(self.rec_tmp, os.O_RDWR), "r+b", buffering=0)
-        self.entries, self.offset = recover_partial(
-            target, self.idx_tmp, trusted=state.initial_records, start=start)
-        self.rec.truncate(self.offset)
-        self.rec.seek(self.offset)
+            self._check_append_target()
+        self.rec = os.fdopen(os.open(self.rec_tmp, os.O_RDWR), "r+b", buffering=0)
+        self.entries, end = recover_partial(self.rec_tmp, self.idx_tmp,
+                                            trusted=state.initial_records, shift=self.length)
+        self.offset = self.length + end
+        self.rec.truncate(end)
+        self.rec.seek(end)
         with open(self.idx_tmp, "w", encoding="ascii", newline="\n") as f:
             f.writelines(format_index_line(k, o) for k, o in self.entries)
-        if self.idx is None:
-            self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
+        self.idx = open(self.idx_tmp, "a", encoding="ascii", newline="\n")
         if state.sidecar:
-            self._crc_records(target, start, state.initial_records)
+            self._crc_records(state.initial_records)
         self._register()
         log.info("%s: resuming an interrupted run after %d whole records (%d bytes)",
                  self.path, len(self.entries), self.offset)
         return self
 
-    def _resume_append(self):
+    def _check_append_target(self):
+        """Resuming an append: the target must be the file the append began on."""
         target = self.state.target
         self.length = target["length"]
-        pending = pending_append(self.journal)
-        now = os.path.getsize(self.path) if os.path.exists(self.path) else -1
-        if pending is None or now < self.length or not os.path.exists(self.idx_path) or \
-                target_fingerprint(self.path, self.idx_path, self.length) != target:
+        if not os.path.exists(self.path) or not os.path.exists(self.idx_path) or \
+                os.path.getsize(self.path) != self.length or \
+                target_fingerprint(self.path, self.idx_path) != target:
             raise RecpackError(
                 "%s: cannot resume the interrupted append: the file changed since it began "
-                "(replaced by another tool, or the append was undone); the new records were "
-                "not kept. Append again without resume" % self.path)
+                "(replaced or written by another tool?). Append again without resume"
+                % self.path)
         if self.state.sidecar and not self._existing_crcs(self.length,
                                                          self.state.initial_records):
             self.state.sidecar = False
-        self._open_in_place()
 
-    def _crc_records(self, path, start, skip):
-        """The CRCs of the records a resumed run keeps (read once from the file)."""
-        offsets = [o for _, o in self.entries[skip:]] + [self.offset]
-        with open(path, "rb") as f:
-            f.seek(start if not offsets else offsets[0])
+    def _crc_records(self, skip):
+        """The CRCs of the records a resumed run keeps (read once from its temporary file)."""
+        offsets = [o - self.length for _, o in self.entries[skip:]] + [self.offset - self.length]
+        with open(self.rec_tmp, "rb") as f:
             for a, b in zip(offsets, offsets[1:]):
+                f.seek(a)
                 self.crcs.append(crc32c(f.read(b - a)))
 
     # -- writing ------------------------------------------------------------------------------
@@ -252,8 +237,8 @@ class OutputTransaction:
         """The bytes (frames) of the ``i``-th record already in the output when it opened."""
         start = self.entries[i][1]
         end = self.entries[i + 1][1] if i + 1 < len(self.entries) else self.offset
-        with open(self.path if self.in_place else self.rec_tmp, "rb") as f:
-            f.seek(start)
+        with open(self.rec_tmp if start >= self.length else self.path, "rb") as f:
+            f.seek(start - (self.length if start >= self.length else 0))
             return f.read(end - start)
 
     def save_state(self):
@@ -280,28 +265,20 @@ class OutputTransaction:
         else:
             removes.append(self.report_path)  # a stale report of an earlier run
         self._close_files()
-        try:
-            if self.in_place:
-                commit(self.journal, members, removes, append=(self.path, self.length))
-            else:
-                commit(self.journal, [(self.rec_tmp, self.path)] + members, removes)
-        except CommitError:
-            self.in_place = False  # the rollback already cut the appended records off
-            raise
+        if self.state.append:
+            commit(self.journal, members, removes,
+                   append=(self.path, self.length, self.rec_tmp))
+        else:
+            commit(self.journal, [(self.rec_tmp, self.path)] + members, removes)
         _drop(self.state_path)
         self._close()
 
     def discard(self, *, keep=False):
-        """Stop; the existing output stays as it was. The run's files are removed (an append
-        truncates the ``.rec`` back to its original bytes), or kept for a later ``resume``
-        when ``keep``."""
+        """Stop; the existing output stays as it was (an append never touched it). The run's
+        files are removed, or kept for a later ``resume`` when ``keep``."""
         self._close_files()
         try:
             if not keep:
-                if self.in_place:
-                    rollback_append(self.journal, self.path, self.length)
-                    log.info("%s: the append was undone: the file is back to its %d original "
-                             "bytes", self.path, self.length)
                 for p in (self.rec_tmp, self.idx_tmp, self.report_tmp, self.crc_tmp,
                           self.state_path):
                     _drop(p)

@@ -1,25 +1,26 @@
 """The commit journal: a pair (and its report and checksum sidecar) becomes the output as a
 whole, or not at all, whatever step fails or is killed.
 
-In the spirit of SQLite's rollback journal. A *replace* commit (a new file, a rewrite):
+In the spirit of SQLite's rollback journal. Every new file is complete and fsynced under its
+temporary name first. Then:
 
-1. every new file is complete and fsynced under its temporary name;
-2. the files it replaces get a second name (a hard link ``NAME.<command>.old``), so readers
-   still see them;
-3. ``train.rec.journal`` lists every (new, final, old) and is fsynced;
+1. each file the commit replaces gets a second name (a hard link ``NEW.old``), so readers still
+   see it and a rollback can put it back;
+2. ``train.rec.journal`` lists every (new, final, old) and is fsynced;
+3. an *append* copies its new records (written meanwhile to ``NAME.rec.COMMAND.partial``) after
+   the original end of the ``.rec``: a kernel copy that costs what it adds;
 4. the new files are renamed over the finals, one by one;
-5. the journal and the second names are removed.
+5. the journal, the second names and the appended records' temporary file are removed.
 
-An *append* commit (records written after the existing end of the ``.rec``, in place): the
-journal, with the original length, is written before the first new byte; the commit renames the
-new ``.idx`` (and report, sidecar) into place; a rollback truncates the ``.rec`` back to its
-original bytes.
+Until step 3 the ``.rec`` is exactly as it was: every reader, with or without the ``.idx``, sees
+the old records only. During step 3 (a fraction of a second per 100 MB added) a reader without
+the ``.idx``, or ``ImageRecordIter``, which reads past the last indexed record to the end of the
+file, can meet the new records before the new ``.idx`` is in place.
 
-Whoever takes the target's lock next (every recpack command that writes, replaces or checks
-it) reads a journal it finds first (:func:`recover`): a replace whose renames had begun is
-finished (every new file was complete before the journal was written); a rollback that had
-begun is finished; an append that had not committed is undone (unless that command resumes
-it).
+Whoever takes the target's lock next (every recpack command that writes or reads it) settles a
+journal it finds first (:func:`recover`): a commit whose renames had begun is finished (every
+new file was complete before the journal was written, and an append's records are copied
+again); a rollback that had begun is finished.
 """
 
 import hashlib
@@ -28,19 +29,27 @@ import logging
 import os
 import shutil
 
-from ..errors import CommitError
-from ..storage.local import fsync_dir
+from ..errors import CommitError, OutputLockedError
+from ..storage.local import copy_range, fsync_dir
+from .lock import OutputLock
 
-__all__ = ["journal_path_for", "commit", "begin_append", "rollback_append", "pending_append",
-           "recover", "CommitError"]
+__all__ = ["journal_path_for", "commit", "recover", "settle", "tail_sha256", "CommitError"]
 
 log = logging.getLogger(__name__)
-_TAIL = 1 << 16  # the bytes an append's journal hashes, just before its original end
+_TAIL = 1 << 16  # the bytes before an append's original end that identify the file
 
 
 def journal_path_for(target):
     """``train.rec`` -> ``train.rec.journal``."""
     return os.fspath(target) + ".journal"
+
+
+def tail_sha256(path, length):
+    """sha256 of the 64 KiB of ``path`` before byte ``length``: what an append journals, so a
+    recovery truncates and extends only the file the append began on."""
+    with open(path, "rb") as f:
+        f.seek(max(0, length - _TAIL))
+        return hashlib.sha256(f.read(min(length, _TAIL))).hexdigest()
 
 
 def _write_journal(path, entry):
@@ -81,17 +90,20 @@ def commit(journal, members, removes=(), *, append=None):
     """Make ``members`` (``[(new, final), ...]``) the output, and ``removes`` (finals that must
     not outlive the commit, such as a stale report) disappear, as one step.
 
-    ``append``: ``(rec, original length)`` when the records were written after the end of
-    ``rec`` itself; a rollback then also truncates it back.
+    ``append``: ``(rec, original length, tail)``: the new records in the file ``tail`` go after
+    the first ``original length`` bytes of ``rec``.
 
     Raises
     ------
     CommitError
-        A rename failed; everything is rolled back to the old files (the new files stay under
-        their temporary names, and an append's records are cut off again).
+        A step failed; everything is rolled back to the old files (the new files stay under
+        their temporary names, and the ``.rec`` is cut back to its original bytes).
     """
-    entry = _read_journal(journal) if append else None
-    entry = dict(entry or {"version": 1, "kind": "replace"}, state="renaming", members=[])
+    entry = {"version": 1, "kind": "replace", "state": "committing", "members": []}
+    if append is not None:
+        rec, length, tail = append
+        entry.update(kind="append", rec=rec, length=int(length), tail=tail,
+                     tail_size=os.path.getsize(tail), tail_sha256=tail_sha256(rec, length))
     for new, final in members:
         old = None
         if os.path.exists(final):
@@ -109,16 +121,34 @@ def commit(journal, members, removes=(), *, append=None):
     except OSError as exc:
         _roll_back(journal, entry)
         target = entry.get("rec") or entry["members"][0]["final"]
-        raise CommitError("%s: the commit could not rename %s (%s); the previous files "
-                          "are back in place%s" % (
-                              target, getattr(exc, "filename", None) or "a file",
-                              exc.strerror or exc,
-                              " and the new records cut off again" if append else
-                              ", the new ones kept under their temporary names")) from exc
+        raise CommitError("%s: the commit could not complete (%s: %s); the previous files are "
+                          "back in place, the new ones kept under their temporary names"
+                          % (target, getattr(exc, "filename", None) or "a file",
+                             exc.strerror or exc)) from exc
     _finish(journal, entry)
 
 
+def _same_file(entry):
+    """The ``.rec`` an append journal names is still the file the append began on."""
+    rec, length = entry["rec"], entry["length"]
+    return os.path.exists(rec) and os.path.getsize(rec) >= length and \
+        tail_sha256(rec, length) == entry["tail_sha256"]
+
+
+def _copy_tail(entry):
+    """Append the new records after the original end (again, if a kill interrupted it)."""
+    if not os.path.exists(entry["tail"]):
+        return  # copied and renamed already: the commit was finishing
+    with open(entry["rec"], "r+b") as dst, open(entry["tail"], "rb") as src:
+        dst.truncate(entry["length"])
+        copy_range(src, dst, entry["tail_size"], dst_offset=entry["length"])
+        dst.flush()
+        os.fsync(dst.fileno())
+
+
 def _roll_forward(entry):
+    if entry["kind"] == "append":
+        _copy_tail(entry)
     for m in entry["members"]:
         if m["new"] is None:
             _drop(m["final"])
@@ -129,8 +159,8 @@ def _roll_forward(entry):
 
 
 def _roll_back(journal, entry):
-    """Put every old file back, and every new file back under its temporary name; an append's
-    records are cut off again. Each step looks at what exists, so running it again after a
+    """Put every old file back, and every new file back under its temporary name; cut an
+    append's records off again. Each step looks at what exists, so running it again after a
     kill finishes what was left."""
     entry = dict(entry, state="rolling-back")
     _write_journal(journal, entry)
@@ -144,9 +174,11 @@ def _roll_back(journal, entry):
             os.replace(old, final)
         elif new is not None and not os.path.exists(new) and os.path.exists(final):
             os.replace(final, new)  # there was no old file: the new one goes back
+    if entry["kind"] == "append" and _same_file(entry):
+        with open(entry["rec"], "r+b") as f:
+            f.truncate(entry["length"])
+            os.fsync(f.fileno())
     fsync_dir(journal)
-    if entry.get("kind") == "append":
-        rollback_append(journal, entry["rec"], entry["length"])
     _drop(journal)
 
 
@@ -155,53 +187,13 @@ def _finish(journal, entry):
     for m in entry["members"]:
         if m["old"] is not None:
             _drop(m["old"])
+    if entry["kind"] == "append":
+        _drop(entry["tail"])
     fsync_dir(journal)
 
 
-def begin_append(journal, rec, length, tail_sha256):
-    """Before the first new byte is written after ``length`` bytes of ``rec`` (whose last
-    64 KiB hash to ``tail_sha256``: a rollback truncates only that file, never a replacement)."""
-    _write_journal(journal, {"version": 1, "kind": "append", "state": "appending",
-                             "rec": os.fspath(rec), "length": int(length),
-                             "tail_sha256": tail_sha256, "members": []})
-
-
-def rollback_append(journal, rec, length):
-    """Truncate ``rec`` back to its original ``length`` bytes and forget the journal.
-
-    Returns False (and truncates nothing) when ``rec`` is no longer the file the append began
-    on (shorter, or its bytes before ``length`` changed: another tool replaced it)."""
-    entry = _read_journal(journal) or {}
-    if entry.get("kind") != "append" or entry.get("length") != length:
-        entry = {}
-    same = os.path.exists(rec) and os.path.getsize(rec) >= length
-    if same and entry.get("tail_sha256"):
-        with open(rec, "rb") as f:
-            f.seek(max(0, length - _TAIL))
-            same = hashlib.sha256(f.read(min(length, _TAIL))).hexdigest() == \
-                entry["tail_sha256"]
-    if same:
-        with open(rec, "r+b") as f:
-            f.truncate(length)
-            f.flush()
-            os.fsync(f.fileno())
-    _drop(journal)
-    fsync_dir(journal)
-    return same
-
-
-def pending_append(journal):
-    """``(rec, original length)`` of an append that has not committed, or None."""
-    entry = _read_journal(journal)
-    if entry and entry.get("kind") == "append" and entry.get("state") == "appending":
-        return entry["rec"], entry["length"]
-    return None
-
-
-def recover(journal, *, keep_append=False):
+def recover(journal):
     """Finish or undo the interrupted commit ``journal`` describes (a no-op without one).
-
-    ``keep_append``: leave an uncommitted append in place (the command resumes it).
 
     Returns
     -------
@@ -211,22 +203,34 @@ def recover(journal, *, keep_append=False):
     entry = _read_journal(journal)
     if entry is None:
         return None
-    kind, state = entry.get("kind"), entry.get("state")
-    if kind == "append" and state == "appending":
-        if keep_append:
-            return None
-        if rollback_append(journal, entry["rec"], entry["length"]):
-            return "undid an interrupted append: %s is back to its %d original bytes" % (
-                entry["rec"], entry["length"])
+    if entry.get("kind") == "append" and not _same_file(entry):
+        _drop(journal)
         return ("found the journal of an interrupted append, but %s was replaced since: left "
                 "as it is" % entry["rec"])
-    if state == "rolling-back":
+    if entry.get("state") == "rolling-back":
         _roll_back(journal, entry)
-        return "finished rolling back an interrupted commit"
+        return "finished rolling back an interrupted commit: the previous files are in place"
     try:
         _roll_forward(entry)
     except OSError:
         _roll_back(journal, entry)
         return "rolled back an interrupted commit that could not be finished"
     _finish(journal, entry)
-    return "finished an interrupted commit"
+    return "finished an interrupted commit: the new files are in place"
+
+
+def settle(target):
+    """Before a command reads ``target``: finish or undo a commit that was interrupted there,
+    if no other command is at work on it (reading never waits for a lock). Returns what was
+    done, or None."""
+    journal = journal_path_for(target)
+    if not os.path.exists(journal):
+        return None
+    try:
+        with OutputLock(target, "settle"):
+            note = recover(journal)
+    except OutputLockedError:
+        return None  # a writer is at work: it settles what it finds itself
+    if note:
+        log.warning("%s: %s", target, note)
+    return note

@@ -120,7 +120,7 @@ class RecordFileWriter:
             raise OutputExistsError("%s already exists; pass overwrite=True (CLI: drop "
                                     "--no-overwrite) to replace it when the new run succeeds, "
                                     "or append=True (--append) to add to it" % self.path)
-        self._out.acquire(keep_append=resume and append)  # one owner, before any file
+        self._out.acquire()  # one owner, before any file is touched
         try:
             if self._remote and append and not (resume and os.path.exists(
                     self._out.state_path)):

@@ -6,7 +6,7 @@ Standard library only.
 import os
 import stat
 
-__all__ = ["read_local", "write_all", "copy_file", "fsync_dir"]
+__all__ = ["read_local", "write_all", "copy_range", "fsync_dir"]
 
 
 def read_local(path):
@@ -40,26 +40,30 @@ def write_all(fd, view):
         view = view[os.write(fd, view):]
 
 
-def copy_file(src, dst):
-    """Copy the open file ``src`` to the (empty) open file ``dst``: in the kernel with
-    ``copy_file_range`` where it works (on file systems with reflinks, such as XFS and btrfs,
-    it shares the blocks instead of copying them), else through a buffer."""
-    size = os.fstat(src.fileno()).st_size
+def copy_range(src, dst, size, *, dst_offset=0):
+    """Copy the first ``size`` bytes of the open file ``src`` to ``dst`` at ``dst_offset``: in
+    the kernel with ``copy_file_range`` where it works (on file systems with reflinks, such as
+    XFS and btrfs, it shares the blocks instead of copying them), else through a buffer."""
     copied = 0
     if hasattr(os, "copy_file_range"):
         try:
             while copied < size:
-                n = os.copy_file_range(src.fileno(), dst.fileno(), size - copied,
-                                       copied, copied)
+                n = os.copy_file_range(src.fileno(), dst.fileno(), size - copied, copied,
+                                       dst_offset + copied)
                 if n == 0:
                     break
                 copied += n
         except OSError:  # not supported here (another file system, an old kernel)
             pass
     src.seek(copied)
-    dst.seek(copied)
-    for block in iter(lambda: src.read(1 << 22), b""):
+    while copied < size:
+        block = src.read(min(1 << 22, size - copied))
+        if not block:
+            raise OSError("%s ended after %d of %d bytes" % (getattr(src, "name", "a file"),
+                                                            copied, size))
+        os.lseek(dst.fileno(), dst_offset + copied, os.SEEK_SET)
         write_all(dst.fileno(), memoryview(block))
+        copied += len(block)
 
 
 def fsync_dir(path):
