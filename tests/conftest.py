@@ -86,7 +86,14 @@ def pytest_collection_modifyitems(config, items):
         config._recpack_dropped = {k: len(v) for k, v in dropped.items()}
 
 
+#: How each fault was injected where the machine allows the real thing (a full file system, an
+#: immutable file), or a patched system call where it does not: said in the summary.
+FAULTS = {}
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    for fault, how in sorted(FAULTS.items()):
+        terminalreporter.write_line("recpack: fault '%s' injected with %s" % (fault, how))
     if collect_ignore:
         terminalreporter.write_line("recpack: not collected without MXNet (they run in the MXNet "
                                     "environment): " + ", ".join(collect_ignore))
@@ -239,3 +246,38 @@ def real_reader():
     NVIDIA DALI's. ``real_reader(rec)`` -> ``[(label, image bytes, RGB pixels), ...]`` in file
     order (label a float, or an array for vector labels)."""
     return _read_with_mxnet if MXNET else _read_with_dali
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a file system with little room left: a real 3 MiB tmpfs where this machine
+    lets us mount one (root), else None (the test then patches os.writev to fail with
+    ENOSPC). Says in the summary which one ran."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+                        capture_output=True).returncode == 0
+    FAULTS["disk full"] = ("a real 3 MiB tmpfs" if ok else
+                           "a patched os.writev raising ENOSPC (this machine mounts nothing)")
+    yield mount if ok else None
+    if ok:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture
+def immutable():
+    """``immutable(path)`` makes a file's rename-over fail for real (``chattr +i``) and returns
+    True, or returns False where the machine cannot (the test then patches os.replace)."""
+    made = []
+
+    def make(path):
+        ok = subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+        FAULTS["refused rename"] = ("chattr +i on the target" if ok else
+                                    "a patched os.replace (chattr is not available here)")
+        if ok:
+            made.append(path)
+        return ok
+
+    yield make
+    for path in made:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)

@@ -166,13 +166,17 @@ def _roll_back(journal, entry):
     _write_journal(journal, entry)
     for m in entry["members"]:
         new, final, old = m["new"], m["final"], m["old"]
+        renamed = (not os.path.exists(final)) if new is None else not os.path.exists(new)
         if old is not None:
             if not os.path.exists(old):
                 continue  # restored already
-            if new is not None and not os.path.exists(new) and os.path.exists(final):
+            if not renamed:
+                _drop(old)  # the final was never replaced: the second name just goes
+                continue
+            if new is not None and os.path.exists(final):
                 _second_name(final, new)  # keep the new file under its temporary name
             os.replace(old, final)
-        elif new is not None and not os.path.exists(new) and os.path.exists(final):
+        elif new is not None and renamed and os.path.exists(final):
             os.replace(final, new)  # there was no old file: the new one goes back
     if entry["kind"] == "append" and _same_file(entry):
         with open(entry["rec"], "r+b") as f:

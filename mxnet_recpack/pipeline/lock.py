@@ -14,6 +14,7 @@ have no locks (each machine locks its own staging folder only).
 import datetime
 import os
 import socket
+import sys
 
 from ..errors import OutputLockedError
 
@@ -61,9 +62,9 @@ class OutputLock:
                 holder = _read_holder(fd)
                 os.close(fd)
                 raise OutputLockedError(
-                    "%s is being written by %s right now; wait for it to finish (the lock "
-                    "%s is released when that process ends, even if it is killed)"
-                    % (self.target, holder or "another recpack command", self.path)) from None
+                    "%s is being written right now (%s); wait for it to finish: the lock %s is "
+                    "released when that process ends, even if it is killed"
+                    % (self.target, holder or "by another recpack command", self.path)) from None
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))
             except FileNotFoundError:
@@ -74,9 +75,11 @@ class OutputLock:
             os.close(fd)  # locked a file its holder had just removed: try again
         else:  # pragma: no cover - only under a storm of lockers
             raise OutputLockedError("%s: could not take the lock %s" % (self.target, self.path))
-        info = "`recpack %s` (pid %d on %s, since %s)" % (
+        info = "%s, pid %d on %s since %s (%s)" % (
             command, os.getpid(), socket.gethostname(),
-            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            " ".join(os.path.basename(a) if i == 0 else a
+                     for i, a in enumerate(sys.argv))[:300])
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, info.encode("utf-8"), 0) if hasattr(os, "pwrite") else \
             os.write(self._fd, info.encode("utf-8"))

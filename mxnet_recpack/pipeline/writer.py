@@ -107,21 +107,23 @@ class RecordFileWriter:
                                       command=_command)
         self.idx_path = index_path_for(self.path)
         self.report_path = report_path_for(self.path)
-        if self._remote:
-            exists = self._remote.exists(self._out.path) or self._remote.exists(
-                self._out.idx_path)
-        else:
-            exists = os.path.exists(self.path) or os.path.exists(self.idx_path)
+        if not self._remote:
             parent = os.path.dirname(os.path.abspath(self.path))
             if not os.path.isdir(parent):
                 raise FileNotFoundError("%s: the output folder %s does not exist; create it "
                                         "first" % (self.path, parent))
-        if exists and not (overwrite or append or resume):
-            raise OutputExistsError("%s already exists; pass overwrite=True (CLI: drop "
-                                    "--no-overwrite) to replace it when the new run succeeds, "
-                                    "or append=True (--append) to add to it" % self.path)
-        self._out.acquire()  # one owner, before any file is touched
+        self._out.acquire()  # one owner, and an interrupted commit settled, before all else
         try:
+            if self._remote:
+                exists = self._remote.exists(self._out.path) or self._remote.exists(
+                    self._out.idx_path)
+            else:
+                exists = os.path.exists(self.path) or os.path.exists(self.idx_path)
+            if exists and not (overwrite or append or resume):
+                raise OutputExistsError("%s already exists; pass overwrite=True (CLI: drop "
+                                        "--no-overwrite) to replace it when the new run "
+                                        "succeeds, or append=True (--append) to add to it"
+                                        % self.path)
             if self._remote and append and not (resume and os.path.exists(
                     self._out.state_path)):
                 for member in (self._out.path, self._out.idx_path, self._out.crc_path):

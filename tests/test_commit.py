@@ -1,0 +1,221 @@
+"""Nothing lost, for real: one owner per output, and the pair commits as a pair whatever step
+fails (a refused rename, a full disk, a kill between the renames, an upload that fails), the
+next command finishing or undoing what was interrupted. Faults are real where the machine
+allows (a full tmpfs, ``chattr +i``), patched system calls where it does not."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import mxnet_recpack as rp
+from helpers import digest, idx_of, read, recpack_cmd, write_arrays, write_lst
+from mxnet_recpack import RecordDataset, RecordFileWriter
+
+
+def old_pair(path, n=4, seed=0):
+    rng = np.random.RandomState(seed)
+    return write_arrays(path, [rng.randint(0, 255, (16, 16, 3)).astype(np.uint8)
+                               for _ in range(n)], list(range(n)), encoding=".png")
+
+
+def leftovers(folder):
+    return sorted(p for p in os.listdir(folder) if p.endswith((".partial", ".journal", ".old",
+                                                               ".lock", ".json")))
+
+
+@pytest.fixture(scope="module")
+def slow_list(tmp_path_factory):
+    """A list whose PNG-9 packing takes a few seconds: long enough to act while it runs."""
+    root = tmp_path_factory.mktemp("slow")
+    files = rp.samples.make_image_folder(str(root), classes=2, per_class=40,
+                                         long_side=(400, 560), seed=5)
+    return str(root), [(k, k % 2, f) for k, f in enumerate(files)]
+
+
+SLOW = ["--encoding", ".png", "--quality", "9", "--resize", "300", "--inter-method", "4"]
+
+
+def start_slow(folder, root, rows):
+    write_lst(folder / "data.lst", rows)
+    proc = subprocess.Popen(recpack_cmd("im2rec", "-q", *SLOW, folder / "data", root),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = folder / "data.rec.pack.partial"
+    deadline = time.monotonic() + 60
+    while not (partial.exists() and partial.stat().st_size > 100_000):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    return proc
+
+
+@pytest.mark.slow
+def test_index_and_a_second_writer_are_refused_while_a_writer_runs(tmp_path, slow_list,
+                                                                   real_reader):
+    root, rows = slow_list
+    proc = start_slow(tmp_path, root, rows)
+    for cmd in (recpack_cmd("index", tmp_path / "data.rec"),
+                recpack_cmd("im2rec", "-q", tmp_path / "data", root)):
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert "data.rec is being written right now (pack, pid %d on " % proc.pid in \
+            result.stderr, result.stderr
+        assert "im2rec" in result.stderr and "released when that process ends" in result.stderr
+    assert proc.wait(120) == 0, proc.stderr.read()
+    assert [r[0] for r in real_reader(str(tmp_path / "data.rec"))] == [r[1] for r in rows]
+    assert rp.verify(str(tmp_path / "data.rec")).problems == []
+    assert leftovers(tmp_path) == []
+
+
+def test_a_refused_rename_leaves_the_whole_old_pair(tmp_path, image_folder, monkeypatch,
+                                                    immutable):
+    root, lst, rows = image_folder
+    rec = old_pair(tmp_path / "out.rec")
+    before = digest(rec, idx_of(rec), str(tmp_path / "out.crc"))
+    if not immutable(idx_of(rec)):
+        real = os.replace
+
+        def refuse(src, dst):
+            if str(dst).endswith(".idx"):
+                raise PermissionError(1, "Operation not permitted", dst)
+            return real(src, dst)
+        monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(rp.CommitError, match=r"out\.rec: the commit could not complete \(.*"
+                                             r"out\.idx.*the previous files are back in place"):
+        rp.im2rec(lst, None, {"root": root}, str(tmp_path / "out"))
+    subprocess.run(["chattr", "-i", idx_of(rec)], capture_output=True)
+    monkeypatch.undo()
+    assert digest(rec, idx_of(rec), str(tmp_path / "out.crc")) == before
+    assert len(RecordDataset(rec)) == 4  # the old pair, whole
+    assert os.path.exists(rec + ".pack.partial")  # the new run kept: resume commits it
+    rp.im2rec(lst, None, {"root": root, "resume": True}, str(tmp_path / "out"))
+    assert list(RecordDataset(rec).keys) == [k for k, _, _ in rows]
+    assert leftovers(tmp_path) == []
+
+
+KILL_AT_RENAME = textwrap.dedent("""
+    import os, signal, sys
+    real, count = os.replace, [0]
+
+    def replace(src, dst):
+        real(src, dst)
+        if str(dst).endswith(".rec"):  # the new .rec is in place, the .idx not yet
+            os.kill(os.getpid(), signal.SIGKILL)
+    os.replace = replace
+    from mxnet_recpack.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+@pytest.mark.parametrize("next_command", ["verify", "im2rec", "index"])
+def test_a_kill_between_the_renames_is_finished_by_the_next_command(tmp_path, image_folder,
+                                                                    next_command):
+    root, lst, rows = image_folder
+    old_pair(tmp_path / "data.rec")
+    write_lst(tmp_path / "data.lst", rows)
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_AT_RENAME)
+    result = subprocess.run([sys.executable, str(script), "im2rec", "-q", str(tmp_path / "data"),
+                             root], capture_output=True, text=True, timeout=120)
+    assert result.returncode == -signal.SIGKILL
+    assert os.path.exists(tmp_path / "data.rec.journal")  # new .rec beside the old .idx
+    cmd = {"verify": ("verify", tmp_path / "data.rec"),
+           "im2rec": ("im2rec", "-q", "--no-overwrite", tmp_path / "data", root),
+           "index": ("index", tmp_path / "data.rec")}[next_command]
+    settled = subprocess.run(recpack_cmd(*cmd), capture_output=True, text=True, timeout=120)
+    assert "finished an interrupted commit: the new files are in place" in settled.stderr
+    assert list(RecordDataset(str(tmp_path / "data.rec")).keys) == [k for k, _, _ in rows]
+    assert rp.verify(str(tmp_path / "data.rec")).problems == []
+    assert not os.path.exists(tmp_path / "data.rec.journal")
+
+
+def test_a_full_disk_during_an_append_leaves_the_file_as_it_was(tmp_path, full_disk,
+                                                                monkeypatch):
+    folder = full_disk or tmp_path
+    rec = old_pair(folder / "a.rec", n=3)
+    before = digest(rec, idx_of(rec), str(folder / "a.crc"))
+    rng = np.random.RandomState(1)
+    noise = [(rng.randint(0, 255, (256, 256, 3)).astype(np.uint8), i) for i in range(40)]
+    if full_disk is None:
+        real, calls = os.writev, [0]
+
+        def writev(fd, buffers):
+            calls[0] += 1
+            if calls[0] > 3:
+                raise OSError(28, "No space left on device")
+            return real(fd, buffers)
+        monkeypatch.setattr(os, "writev", writev)
+    with pytest.raises(OSError, match=r"a\.rec: No space left on device while writing records"):
+        with RecordFileWriter(rec, encoding=".png", quality=0, append=True) as w:
+            w.write_dataset(noise, batch_size=2)
+    monkeypatch.undo()
+    assert digest(rec, idx_of(rec), str(folder / "a.crc")) == before
+    assert leftovers(folder) == []
+    assert len(RecordDataset(rec)) == 3
+
+
+@pytest.mark.s3
+def test_an_upload_that_fails_between_the_pair_leaves_the_remote_pair_whole(tmp_path, s3,
+                                                                             monkeypatch):
+    import s3fs
+    fs, bucket = s3
+    url = "s3://%s/pair/a.rec" % bucket
+    old = old_pair(tmp_path / "old.rec")
+    for ext in (".rec", ".idx"):
+        fs.put_file(old[:-4] + ext, url[:-4] + ext)
+    before = (fs.cat_file(url), fs.cat_file(url[:-4] + ".idx"))
+    real = s3fs.S3FileSystem._cp_file
+
+    async def cp_file(self, path1, path2, **kwargs):  # the server-side copy of each final
+        if str(path2).endswith("a.idx"):
+            raise PermissionError("injected: the copy of the .idx fails")
+        return await real(self, path1, path2, **kwargs)
+    monkeypatch.setattr(s3fs.S3FileSystem, "_cp_file", cp_file)
+    with pytest.raises(rp.CommitError, match=r"uploading the new files failed.*the files at the "
+                                             r"URL are as they were"):
+        write_arrays(url, [np.zeros((8, 8, 3), np.uint8)] * 6, list(range(6)))
+    monkeypatch.undo()
+    fs.invalidate_cache()
+    assert (fs.cat_file(url), fs.cat_file(url[:-4] + ".idx")) == before
+    assert sorted(os.path.basename(p) for p in fs.ls("%s/pair" % bucket)) == ["a.idx", "a.rec"]
+
+
+def test_an_unclosed_writer_warns_and_keeps_its_partial_output(tmp_path):
+    rec = str(tmp_path / "w.rec")
+    w = RecordFileWriter(rec)
+    w.write_dataset([(np.zeros((8, 8, 3), np.uint8), i) for i in range(5)])
+    with pytest.warns(ResourceWarning, match="dropped without close\\(\\).*resume=True"):
+        del w
+        import gc
+        gc.collect()
+    assert not os.path.exists(rec) and os.path.exists(rec + ".pack.partial")
+    with RecordFileWriter(rec, resume=True) as w:
+        w.write_dataset([(np.zeros((8, 8, 3), np.uint8), i) for i in range(5)])
+    assert len(RecordDataset(rec)) == 5
+
+
+def test_the_journal_of_an_append_is_not_applied_to_a_replaced_file(tmp_path):
+    """A recovery never truncates or extends a file another tool put in the target's place."""
+    from mxnet_recpack.pipeline.journal import commit, journal_path_for, recover
+    rec = old_pair(tmp_path / "a.rec")
+    tail = tmp_path / "tail.bin"
+    tail.write_bytes(b"\0" * 16)
+    journal = journal_path_for(rec)
+    entry_rec = read(rec)
+    # a journal as an interrupted append leaves it, then another tool replaces the file
+    commit_entry = {"version": 1, "kind": "append", "state": "committing", "rec": rec,
+                    "length": len(entry_rec), "tail": str(tail), "tail_size": 16,
+                    "tail_sha256": hashlib.sha256(entry_rec[-65536:]).hexdigest(),
+                    "members": []}
+    import json
+    open(journal, "w").write(json.dumps(commit_entry))
+    other = old_pair(tmp_path / "other.rec", seed=3)
+    os.replace(other, rec)
+    replaced = read(rec)
+    assert "was replaced since: left as it is" in recover(journal)
+    assert read(rec) == replaced and not os.path.exists(journal)
+    assert commit is not None

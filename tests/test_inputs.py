@@ -1,0 +1,130 @@
+"""Inputs are stored as the user gave them, or refused saying why: labels float32 cannot hold,
+EXIF-rotated photos on every decode path, names a list cannot carry, detection labels that
+break their layout, and a transform that fails on every item (user code, not bad data)."""
+import logging
+import os
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+import mxnet_recpack as rp
+from helpers import read, recpack_cmd, run_all, write_lst
+from mxnet_recpack import RecordDataset, RecordFileWriter
+
+
+@pytest.mark.parametrize("label, message", [
+    (16777217, r"integer label 16777217 cannot be stored exactly: float32 rounds it to "
+               r"16777216"),
+    (float("inf"), r"label inf is not a finite float32"),
+    ([1, 1e40], r"label 1e\+40 is not a finite float32"),
+    ([0, float("nan")], r"label nan is not a finite float32"),
+])
+def test_labels_float32_cannot_hold_are_refused_in_the_api(tmp_path, label, message):
+    with RecordFileWriter(str(tmp_path / "l.rec")) as w:
+        with pytest.raises(rp.ImageEncodeError, match=message + r".*class ids below 2\*\*24"):
+            w.write(np.zeros((8, 8, 3), np.uint8), label)
+        w.write(np.zeros((8, 8, 3), np.uint8), 16777216)  # the largest exact one is fine
+    assert RecordDataset(str(tmp_path / "l.rec"))[0][1] == 16777216.0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("16777217.000000", r"d\.lst:2: integer label 16777217 cannot be stored exactly"),
+    ("1e40", r"d\.lst:2: label 1e\+40 is not a finite float32"),
+    ("inf", r"d\.lst:2: label inf is not a finite float32"),
+])
+def test_labels_float32_cannot_hold_are_refused_in_lists(tmp_path, text, message):
+    (tmp_path / "d.lst").write_text("0\t1\ta.jpg\n1\t%s\tb.jpg\n" % text)
+    with pytest.raises(rp.ListFormatError, match=message + r".*im2rec\.py would round it"):
+        rp.im2rec(str(tmp_path / "d.lst"), None, {"root": str(tmp_path)})
+    code, _, err = run_all([recpack_cmd("im2rec", tmp_path / "d", tmp_path)])[0]
+    assert code == 1 and "d.lst:2:" in err
+    assert sorted(os.listdir(tmp_path)) == ["d.lst"]
+
+
+def exif_jpeg(bgr, orientation):
+    """A JPEG of ``bgr`` whose EXIF says to turn it (6: 90 degrees clockwise, 8: the other)."""
+    ok, jpg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    tiff = (b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", 1) +
+            struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0))
+    app1 = b"Exif\x00\x00" + tiff
+    data = jpg.tobytes()
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:]
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_exif_rotated_photos_keep_their_geometry_on_every_decode_path(tmp_path, photos,
+                                                                      orientation):
+    photo = cv2.resize(photos[0][1], (1200, 800))  # stored 1200 x 800, shown 800 x 1200
+    (tmp_path / "r.jpg").write_bytes(exif_jpeg(cv2.cvtColor(photo, cv2.COLOR_RGB2BGR),
+                                               orientation))
+    shown = cv2.imread(str(tmp_path / "r.jpg"))  # what im2rec.py decodes
+    assert shown.shape[:2] == (1200, 800)
+    write_lst(tmp_path / "d.lst", [(0, 0, "r.jpg")])
+    shapes = {}
+    for name, params in (("default", {}), ("area", {"inter_method": 3}),
+                         ("reduced", {"reduced_decode": True}),
+                         ("area-crop", {"inter_method": 3, "center_crop": True})):
+        rec = rp.im2rec(str(tmp_path / "d.lst"), None, dict(params, root=str(tmp_path),
+                                                             resize=100), str(tmp_path / name))
+        shapes[name] = RecordDataset(rec)[0][0].shape
+    assert shapes["default"] == shapes["area"] == shapes["reduced"] == (150, 100, 3)
+    assert shapes["area-crop"] == (100, 100, 3)
+
+
+def test_list_leaves_out_names_a_list_cannot_carry_and_packs_the_rest(tmp_path, caplog):
+    ok, jpg = cv2.imencode(".jpg", np.full((8, 8, 3), 90, np.uint8))
+    root = tmp_path / "img"
+    root.mkdir()
+    for name in (b"good.jpg", b" leading.jpg", b"tab\there.jpg", b"caf\xe9.jpg"):
+        with open(os.path.join(os.fsencode(root), name), "wb") as f:
+            f.write(jpg.tobytes())
+    with caplog.at_level(logging.WARNING, logger="mxnet_recpack.sources.discover"):
+        lists = rp.make_list(str(root), str(tmp_path / "d"))
+    assert "3 image(s) left out of the list" in caplog.text and "rename them" in caplog.text
+    assert [line.split("\t")[-1] for line in read(lists[0]).decode().splitlines()] == \
+        ["good.jpg"]
+    code, out, err = run_all([recpack_cmd("im2rec", tmp_path / "d", root)])[0]
+    assert code == 0 and "1 records" in out, err
+
+
+def test_detection_labels_are_checked_when_asked(tmp_path):
+    rec = str(tmp_path / "d.rec")
+    good = [2, 5, 0, .1, .2, .5, .6, 1, .3, .3, .9, .8]
+    bad = {"not 5-wide objects": [2, 5, 0, .1, .2, .5], "outside [0, 1]": [2, 5, 0, .1, .2, 1.5,
+                                                                             .6],
+           "header too short": [1, 5, 0, .1, .2, .5, .6]}
+    with RecordFileWriter(rec, detection_labels=True) as w:
+        w.write(np.zeros((8, 8, 3), np.uint8), good)
+        for label in bad.values():
+            with pytest.raises(rp.ImageEncodeError, match="detection label"):
+                w.write(np.zeros((8, 8, 3), np.uint8), label)
+        summary = w.write_dataset([(np.zeros((8, 8, 3), np.uint8), label)
+                                   for label in [good] + list(bad.values())])
+    assert (summary.written, summary.failed) == (1, 3)
+    info = rp.inspection.inspect_file(rec)
+    assert info["readers"] == {"label_width": 12, "label_pad_width": 12, "note": None}
+
+
+@pytest.mark.mxnet
+def test_the_seed_example_stops_at_once_and_its_fix_packs(tmp_path, image_folder):
+    """im2rec(lst, Compose([Normalize(0, 1)])) fails on every image with MXNet's own error:
+    that is the transform, not bad data; with ToTensor first and .npy it packs, through
+    im2rec as through to_recordio."""
+    from mxnet.gluon.data.vision import transforms as T
+    root, lst, rows = image_folder
+    with pytest.raises(rp.TransformError, match=r"raised MXNetError on each of the first 8 "
+                                                r"items.*Fix: Normalize works on a CHW float "
+                                                r"tensor: put ToTensor\(\) before it"):
+        rp.im2rec(lst, T.Compose([T.Normalize(0, 1)]), {"root": root}, str(tmp_path / "bad"))
+    assert not os.path.exists(tmp_path / "bad.rec")
+    fixed = T.Compose([T.ToTensor(), T.Normalize(0.5, 0.25)])
+    rec = rp.im2rec(lst, fixed, {"root": root, "resize": 32, "encoding": ".npy"},
+                    str(tmp_path / "good"))
+    tensors = RecordDataset(rec)
+    assert len(tensors) == len(rows) and tensors[0][0].dtype == np.float32
+    assert tensors[0][0].shape[0] == 3
+    ds = rp.ImageListDataset(lst, root=root, resize=32).transform_first(fixed)
+    other = ds.to_recordio(str(tmp_path / "same.rec"), encoding=".npy")
+    assert read(other) == read(rec)
