@@ -194,7 +194,7 @@ def test_record_file_random_access_and_index_check(tmp_path):
         header, body = rf.read_image(3)
         assert bytes(body) == b"two" and list(header.label) == [1, 2]
     from mxnet_recpack.format.checks import check_pair
-    assert check_pair(str(tmp_path / "a.rec")) == [(7, 0), (3, int(idx_text.split()[3]))]
+    assert list(check_pair(str(tmp_path / "a.rec"))) == [(7, 0), (3, int(idx_text.split()[3]))]
     (tmp_path / "a.idx").write_text(idx_text.splitlines()[0] + "\n")
     with pytest.raises(RecordFormatError, match=r"\d+ bytes follow the last indexed record"):
         check_pair(str(tmp_path / "a.rec"))

@@ -6,6 +6,9 @@ listed, once, and nothing else. Standard library only.
 """
 
 import os
+import warnings
+
+import numpy as np
 
 from ..errors import IndexFormatError
 from .names import rec_path_for, strip_suffix
@@ -15,6 +18,8 @@ __all__ = [
     "parse_index_line",
     "complete_lines",
     "read_index",
+    "read_index_arrays",
+    "IndexEntries",
 ]
 
 
@@ -81,3 +86,67 @@ def read_index(path, *, text=None):
             raise IndexFormatError("%s:%d: negative offset %d" % (path, lineno, offset))
         entries.append((key, offset))
     return entries
+
+
+class IndexEntries:
+    """``(key, offset)`` pairs held as two numpy arrays (a 1.3 M-line index in 20 MB, not in
+    a list of tuples): ``len``, ``[i]`` and iteration give ``(key, offset)``."""
+
+    def __init__(self, keys, offsets):
+        self.keys = np.asarray(keys, dtype=np.uint64)
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+
+    @classmethod
+    def from_pairs(cls, pairs):
+        pairs = list(pairs)
+        return cls([k for k, _ in pairs], [o for _, o in pairs])
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return IndexEntries(self.keys[i], self.offsets[i])
+        return int(self.keys[i]), int(self.offsets[i])
+
+    def __iter__(self):
+        return zip(self.keys.tolist(), self.offsets.tolist())
+
+
+def _fast_parse(data):
+    """``(keys, offsets)`` of well-formed index bytes at C speed, or None (then the careful
+    parser finds and names the problem)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    tabs, newlines = np.flatnonzero(raw == 9), np.flatnonzero(raw == 10)
+    if not len(data) or data[-1:] != b"\n" or len(tabs) != len(newlines) or \
+            (tabs >= newlines).any() or (tabs[1:] <= newlines[:-1]).any() or b"-" in data:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            values = np.fromstring(data, dtype=np.uint64, sep=" ")
+        except (ValueError, DeprecationWarning):
+            return None
+    if len(values) != 2 * len(newlines) or (values[1::2] >= np.uint64(1 << 63)).any():
+        return None
+    return values[0::2].copy(), values[1::2].astype(np.int64)
+
+
+def read_index_arrays(path):
+    """:func:`read_index` as :class:`IndexEntries`, fast (numpy's parser) where the file is
+    well formed; the errors are :func:`read_index`'s."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return IndexEntries.from_pairs(read_index(path))  # raises, with the fix
+    fast = _fast_parse(data)
+    if fast is None:
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise IndexFormatError("%s: not a text index file (byte %d is not ASCII)"
+                                   % (path, exc.start)) from exc
+        return IndexEntries.from_pairs(read_index(path, text=text))
+    return IndexEntries(*fast)

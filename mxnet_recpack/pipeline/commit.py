@@ -19,7 +19,7 @@ from array import array
 from ..errors import RecpackError
 from ..format.checks import check_pair, recover_partial
 from ..format.checksums import Checksums, crc32c, read_checksums, write_checksums
-from ..format.index import format_index_line
+from ..format.index import IndexEntries, format_index_line, read_index_arrays
 from ..format.names import crc_path_for, index_path_for, report_path_for
 from ..storage.local import write_all
 from .journal import CommitError, commit, journal_path_for, recover
@@ -68,7 +68,7 @@ class OutputTransaction:
         self.length = 0  # an append's original .rec length (its records go after it)
         self.crcs = array("I")
         self._written = self._advised = self._advised_offset = 0
-        self.entries = []
+        self.entries = IndexEntries([], [])
         self.offset = 0
         self.state = RunState()
 
@@ -130,9 +130,14 @@ class OutputTransaction:
             raise FileNotFoundError("%s exists but its index %s does not; rebuild it with "
                                     "`recpack index %s` before appending"
                                     % (self.path, self.idx_path, self.path))
-        self.entries = check_pair(self.path, self.idx_path)
         self.length = self.offset = os.path.getsize(self.path)
-        sidecar = self._existing_crcs(self.length, len(self.entries))
+        entries = read_index_arrays(self.idx_path)
+        sidecar = self._existing_crcs(self.length, len(entries))
+        # With a sidecar that describes this very file (its length and record count), the pair
+        # is the one recpack wrote: its last record ending at the end is enough. Without one,
+        # every indexed frame is checked (frame heads only).
+        self.entries = check_pair(self.path, self.idx_path, entries=entries,
+                                  last_only=sidecar)
         shutil.copyfile(self.idx_path, self.idx_tmp)
         self.state = RunState(initial_records=len(self.entries), append=True,
                               target=target_fingerprint(self.path, self.idx_path),
@@ -155,7 +160,7 @@ class OutputTransaction:
                             "the appended file gets none", self.path, self.crc_path,
                             existing.length)
             return False
-        self.crcs.extend(int(c) for c in existing.crcs)
+        self.crcs.frombytes(existing.crcs.astype("<u4").tobytes())
         return True
 
     def _open_resume(self):
@@ -169,8 +174,9 @@ class OutputTransaction:
         if state.append:
             self._check_append_target()
         self.rec = os.fdopen(os.open(self.rec_tmp, os.O_RDWR), "r+b", buffering=0)
-        self.entries, end = recover_partial(self.rec_tmp, self.idx_tmp,
-                                            trusted=state.initial_records, shift=self.length)
+        kept, end = recover_partial(self.rec_tmp, self.idx_tmp, trusted=state.initial_records,
+                                    shift=self.length)
+        self.entries = IndexEntries.from_pairs(kept)
         self.offset = self.length + end
         self.rec.truncate(end)
         self.rec.seek(end)
@@ -201,7 +207,8 @@ class OutputTransaction:
 
     def _crc_records(self, skip):
         """The CRCs of the records a resumed run keeps (read once from its temporary file)."""
-        offsets = [o - self.length for _, o in self.entries[skip:]] + [self.offset - self.length]
+        offsets = [o - self.length for o in self.entries.offsets[skip:].tolist()] + [
+            self.offset - self.length]
         with open(self.rec_tmp, "rb") as f:
             for a, b in zip(offsets, offsets[1:]):
                 f.seek(a)
@@ -235,8 +242,8 @@ class OutputTransaction:
 
     def stored_record(self, i):
         """The bytes (frames) of the ``i``-th record already in the output when it opened."""
-        start = self.entries[i][1]
-        end = self.entries[i + 1][1] if i + 1 < len(self.entries) else self.offset
+        start = int(self.entries.offsets[i])
+        end = int(self.entries.offsets[i + 1]) if i + 1 < len(self.entries) else self.offset
         with open(self.rec_tmp if start >= self.length else self.path, "rb") as f:
             f.seek(start - (self.length if start >= self.length else 0))
             return f.read(end - start)

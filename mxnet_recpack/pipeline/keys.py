@@ -17,13 +17,14 @@ class KeyLedger:
     ----------
     path : str
         The output (for messages).
-    existing : iterable of int
+    existing : numpy.ndarray of uint64
         Keys already in the file (an append's existing records, a resumed run's).
     """
 
     def __init__(self, path, existing=()):
         self.path = path
-        self._keys = array("Q", existing)
+        self._keys = array("Q")
+        self._keys.frombytes(np.ascontiguousarray(existing, dtype=np.uint64).tobytes())
         self._seen = None  # a set, made on the first single write (datasets are checked whole)
         self.next_key = (max(self._keys) + 1) if len(self._keys) else 0
 

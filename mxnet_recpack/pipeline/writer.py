@@ -132,7 +132,7 @@ class RecordFileWriter:
         except BaseException:
             self._out.discard(keep=True)
             raise
-        self._keys = KeyLedger(self.path, (k for k, _ in self._out.entries))
+        self._keys = KeyLedger(self.path, self._out.entries.keys)
         self._offset = self._out.offset
         self._report = FailureReport(self._out.report_tmp)
         self._started = time.monotonic()
