@@ -1,6 +1,6 @@
 """RecordFileWriter: the one process that writes a ``.rec``/``.idx`` pair, atomically.
 
-Records go to ``NAME.rec.partial`` and ``NAME.idx.partial``; only a successful ``close()`` (the
+Records go to ``NAME.rec.pack.partial`` and ``NAME.idx.pack.partial``; only a successful ``close()`` (the
 end of a ``with`` block that raised nothing) moves them to their final names. A run that fails
 or is killed never leaves a partial file at the final path and never changes an existing one.
 An interrupted run can be resumed (``resume=True``); an existing file can be appended to
@@ -60,9 +60,10 @@ class RecordFileWriter:
         ``NAME.failures.jsonl``. ``None`` tolerates any number as long as something is written;
         a count ``>= 1`` or a fraction ``< 1`` of the dataset stops the run past that many.
     append : bool, default False
-        Add records to an existing ``.rec``/``.idx`` (checked first: every indexed frame whole,
-        nothing trailing). The file is copied and the copy replaces it only on success, so a
-        failed append leaves it as it was. Dataset keys continue after the largest key.
+        Add records after the end of an existing ``.rec``/``.idx`` (checked first). The new
+        records are staged and copied after the end by the commit, so an append costs what it
+        adds and a failed one leaves the file as it was. Dataset keys continue after the
+        largest key.
     resume : bool, default False
         Continue an interrupted run from its last whole record (same dataset and options); the
         result is byte-identical to an uninterrupted run. Without a partial run to continue, a
