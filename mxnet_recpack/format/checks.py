@@ -17,11 +17,12 @@ import numpy as np
 from ..errors import IndexFormatError, RecordFormatError
 from .framing import (FRAME_HEAD, LENGTH_MASK, MAGIC, MAGIC_BYTES, RecordReader,
                       aligned_magic_offsets)
-from .header import unpack_record
+from .header import HEADER_SIZE, unpack_record
 from .index import complete_lines, parse_index_line, read_index_arrays
 from .names import index_path_for
 
-__all__ = ["check_pair", "record_ends", "recover_partial", "scan", "walk", "next_frame_offset"]
+__all__ = ["check_pair", "record_ends", "recover_partial", "scan", "walk", "next_frame_offset",
+           "record_starts"]
 
 
 def check_pair(rec_path, idx_path=None, *, entries=None, last_only=False):
@@ -189,6 +190,40 @@ def scan(f, *, path=None, size=None):
             return
         yield offset, got[0], None
         offset = got[1]
+
+
+def record_starts(f, size, *, path=None):
+    """``(offsets, ids)`` of every record of an open ``.rec``, in file order, from frame heads
+    and image headers only (one small read per record): what an index is made from.
+
+    ``ids[i]`` is the header id of record ``i``, or None for a record too short to have an
+    image header. Damage raises :class:`RecordFormatError` (``recpack index --salvage`` keeps
+    the intact records).
+    """
+    reader = RecordReader(f, path=path, size=size)
+    offsets, ids = [], []
+    pos, want = 0, 8 + HEADER_SIZE
+    while pos < size:
+        f.seek(pos)
+        head = f.read(want)
+        if len(head) == want:
+            magic, lrec = FRAME_HEAD.unpack_from(head)
+            length = lrec & LENGTH_MASK
+            end = pos + 8 + (length + 3 & ~3)
+            if magic == MAGIC and lrec >> 29 == 0 and length >= HEADER_SIZE and end <= size:
+                offsets.append(pos)
+                ids.append(int.from_bytes(head[16:24], "little"))
+                pos = end
+                continue
+        f.seek(pos)  # a split or short record, or damage: read it whole (it says what is wrong)
+        got = reader.read_next(pos)
+        if got is None:
+            break
+        payload, end = got
+        offsets.append(pos)
+        ids.append(int(unpack_record(payload)[0].id) if len(payload) >= HEADER_SIZE else None)
+        pos = end
+    return offsets, ids
 
 
 _CHUNK = 16 << 20

@@ -28,6 +28,11 @@ __all__ = [
     "pack_record",
     "record_head",
     "unpack_record",
+    "RecordPayload",
+    "with_id",
+    "with_label",
+    "with_data",
+    "label_only_record",
 ]
 
 _HEADER = struct.Struct("<IfQQ")
@@ -208,3 +213,45 @@ def unpack_record(payload, *, offset=None, path=None):
         label = np.frombuffer(view[start:end], dtype="<f4")
         start = end
     return RecordHeader(flag, label, key, id2), view[start:]
+
+
+class RecordPayload(bytes):
+    """A whole record payload (header, labels, data) that the writer stores as it is, byte for
+    byte: what a record copied from an existing file becomes."""
+
+    __slots__ = ()
+
+
+def with_id(payload, key):
+    """``payload`` with its header id set to ``key`` (every other byte kept)."""
+    key = int(key)
+    if not 0 <= key <= MAX_KEY:
+        raise ImageEncodeError("key %d is out of range: record keys are integers in "
+                               "[0, 2**64)" % key)
+    view = memoryview(payload)
+    if len(view) < HEADER_SIZE:
+        raise RecordFormatError("record of %d bytes is too short for the %d-byte image header"
+                                % (len(view), HEADER_SIZE))
+    if struct.unpack_from("<Q", view, 8)[0] == key:
+        return payload if isinstance(payload, RecordPayload) else RecordPayload(view)
+    return RecordPayload(b"".join((view[:8], struct.pack("<Q", key), view[16:])))
+
+
+def with_label(payload, label, key=None):
+    """``payload`` with a new label (a number, or a vector: ``flag = len``), its id (or
+    ``key``), ``id2`` and data kept."""
+    header, data = unpack_record(payload)
+    head = record_head(label, header.id if key is None else key, header.id2)
+    return RecordPayload(b"".join((head, data)))
+
+
+def with_data(payload, data):
+    """``payload`` with new data after its header and labels (a re-encoded image)."""
+    header, old = unpack_record(payload)
+    view = memoryview(payload)
+    return RecordPayload(b"".join((view[:len(view) - len(old)], memoryview(data))))
+
+
+def label_only_record(label, key):
+    """A record that holds only a label vector (InsightFace's header and identity records)."""
+    return RecordPayload(record_head(np.asarray(label, dtype=np.float32), key))

@@ -8,9 +8,7 @@ import logging
 import os
 
 from ..errors import DuplicateKeyError, OptionError, RecordFormatError
-from ..format.checks import scan
-from ..format.framing import RecordReader
-from ..format.header import HEADER_SIZE, unpack_record
+from ..format.checks import record_starts, scan
 from ..format.index import format_index_line
 from ..format.names import index_path_for, stem
 from ..pipeline.journal import commit, journal_path_for, recover
@@ -50,19 +48,15 @@ def rebuild_index(rec_path: str | os.PathLike, idx_path: str | os.PathLike | Non
         note = recover(journal_path_for(rec_path))
         if note:
             log.warning("%s: %s", rec_path, note)
-        lines = []
         with open(rec_path, "rb") as f:
-            for n, (offset, payload) in enumerate(RecordReader(f, path=rec_path)):
-                if keys == "id":
-                    if len(payload) < HEADER_SIZE:
-                        raise RecordFormatError(
-                            "record %d has no image header to take a key from; use "
-                            "keys='position' (--keys position)" % n, path=rec_path,
-                            offset=offset)
-                    key = unpack_record(payload, offset=offset, path=rec_path)[0].id
-                else:
-                    key = n
-                lines.append(format_index_line(key, offset))
+            offsets, ids = record_starts(f, os.fstat(f.fileno()).st_size, path=rec_path)
+        if keys == "id" and None in ids:
+            n = ids.index(None)
+            raise RecordFormatError("record %d has no image header to take a key from; use "
+                                    "keys='position' (--keys position)" % n, path=rec_path,
+                                    offset=offsets[n])
+        lines = [format_index_line(key if keys == "id" else n, offset)
+                 for n, (key, offset) in enumerate(zip(ids, offsets))]
         tmp = idx_path + ".index.partial"
         with open(tmp, "w", encoding="ascii", newline="\n") as out:
             out.writelines(lines)

@@ -12,7 +12,7 @@ import traceback
 from ..errors import ImageEncodeError
 from ..format.checksums import crc32c_of_buffers
 from ..format.framing import frame_buffers
-from ..format.header import record_head
+from ..format.header import RecordPayload, record_head, unpack_record
 from . import adapters
 
 __all__ = ["RecordEncoder", "Subset", "Failure", "item_info", "dataset_fingerprint"]
@@ -113,7 +113,8 @@ class RecordEncoder:
             getattr(dataset, "record_item", None)
         #: Items come from OpenCV/numpy code that releases the GIL (so threads can run them
         #: in parallel without any inter-process copying), not from arbitrary Python code.
-        self.gil_free = self._get is not None
+        self.gil_free = self._get is not None and getattr(dataset, "record_item_gil_free",
+                                                          True)
         if self._get is None:
             self._get = dataset.__getitem__
 
@@ -136,6 +137,11 @@ class RecordEncoder:
     def encode_item(self, item, key):
         """The item's record, framed, as a tuple of buffers the writer appends with writev,
         and the CRC32C of those bytes (for the checksum sidecar)."""
+        if isinstance(item, RecordPayload):  # a whole record, stored as it is
+            if self.label_check is not None:
+                self.label_check(unpack_record(item)[0].label)
+            frames = frame_buffers(b"", item)
+            return frames, crc32c_of_buffers(frames)
         image, label = _split_item(item)
         if self.label_check is not None:
             self.label_check(label)

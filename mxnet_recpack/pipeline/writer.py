@@ -1,8 +1,9 @@
 """RecordFileWriter: the one process that writes a ``.rec``/``.idx`` pair, atomically.
 
-Records go to ``NAME.rec.pack.partial`` and ``NAME.idx.pack.partial``; only a successful ``close()`` (the
-end of a ``with`` block that raised nothing) moves them to their final names. A run that fails
-or is killed never leaves a partial file at the final path and never changes an existing one.
+Records go to ``NAME.rec.pack.partial`` and ``NAME.idx.pack.partial``; only a successful
+``close()`` (the end of a ``with`` block that raised nothing) moves them to their final names.
+A run that fails or is killed never leaves a partial file at the final path and never changes
+an existing one.
 An interrupted run can be resumed (``resume=True``); an existing file can be appended to
 (``append=True``).
 """

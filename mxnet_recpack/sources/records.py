@@ -7,6 +7,7 @@ label. It opens its files lazily, in each process, and reads with positional rea
 instance can be pickled to DataLoader workers (fork, spawn, forkserver) and shared by threads.
 """
 
+import copy
 import glob
 import os
 import struct
@@ -15,6 +16,7 @@ import threading
 import numpy as np
 
 from ..errors import IndexFormatError, RecordFormatError
+from ..format.checks import record_starts
 from ..format.framing import MAGIC, RecordReader
 from ..format.header import HEADER_SIZE, unpack_record
 from ..format.index import read_index
@@ -125,6 +127,9 @@ class RecordSet:
     images_only : bool, default False
         Leave out label-only records (no image bytes after the header), such as InsightFace's
         header and identity records.
+    scan : bool, default False
+        A file without an ``.idx`` (im2rec.cc writes none) is read from its records: keys are
+        the header ids, which must then be unique. Default: the ``.idx`` is required.
 
     Attributes
     ----------
@@ -133,8 +138,9 @@ class RecordSet:
         The ``.idx`` key of every position.
     """
 
-    def __init__(self, paths, *, storage_options=None, images_only=False):
+    def __init__(self, paths, *, storage_options=None, images_only=False, scan=False):
         self.paths = expand_paths(paths)
+        self._scan = scan
         self._files = _Files(self.paths, storage_options)
         keys, offsets, sizes, files = [], [], [], []
         for f, path in enumerate(self.paths):
@@ -154,8 +160,17 @@ class RecordSet:
             self._sizes, self._file = self._sizes[keep], self._file[keep]
             self.has_image = self.has_image[keep]
 
+    def _exists(self, path):
+        if is_url(path):
+            from ..storage.remote import filesystem
+            fs, where = filesystem(path, self._files.storage_options)
+            return fs.exists(where)
+        return os.path.exists(path)
+
     def _scan_index(self, f, path):
         idx = index_path_for(path)
+        if self._scan and not self._exists(idx):
+            return self._scan_records(f, path)
         if is_url(idx):
             from ..storage import read_bytes
             text = read_bytes(idx, storage_options=self._files.storage_options).decode("ascii")
@@ -182,6 +197,62 @@ class RecordSet:
                                    "`recpack index %s`" % (idx, bad + 1, int(keys[bad]),
                                                            int(offsets[bad]), path, path))
         return keys, offsets, sizes
+
+    def _scan_records(self, f, path):
+        """Keys (header ids), offsets and sizes of a file without an index, from its records."""
+        if is_url(path):
+            from ..storage.remote import filesystem
+            fs, where = filesystem(path, self._files.storage_options)
+            opened = fs.open(where, "rb", block_size=8 << 20, cache_type="readahead")
+        else:
+            opened = open(path, "rb")
+        with opened as fileobj:
+            offsets, ids = record_starts(fileobj, self._files.size(f), path=path)
+        if None in ids:
+            raise RecordFormatError("a record has no image header to take a key from, and "
+                                    "there is no .idx; build one with `recpack index --keys "
+                                    "position %s`" % path, path=path,
+                                    offset=offsets[ids.index(None)])
+        keys = np.array(ids, dtype=np.uint64)
+        offsets = np.array(offsets, dtype=np.int64)
+        _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        if (counts > 1).any():
+            dup = int(keys[first[counts > 1][0]])
+            raise IndexFormatError("%s has no .idx and its records repeat header ids (%d, ...), "
+                                   "so they cannot be told apart by key; build an index with "
+                                   "`recpack index --keys position %s`" % (path, dup, path))
+        ends = np.append(offsets[1:], self._files.size(f))
+        return keys, offsets, ends - offsets
+
+    def positions_of(self, keys):
+        """The position of the record with each of ``keys`` (-1 where there is none)."""
+        if getattr(self, "_by_key", None) is None:
+            order = np.argsort(self.keys, kind="stable")
+            self._by_key = (self.keys[order], order)
+        ordered, order = self._by_key
+        keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
+        at = np.minimum(np.searchsorted(ordered, keys), max(len(ordered) - 1, 0))
+        if not len(ordered):
+            return np.full(len(keys), -1, np.int64)
+        return np.where(ordered[at] == keys, order[at], -1).astype(np.int64)
+
+    def find(self, key):
+        """The position of the record with ``key``, or None."""
+        found = int(self.positions_of([key])[0])
+        return None if found < 0 else found
+
+    def subset(self, positions):
+        """A RecordSet of the records at ``positions``, in that order (sharing the files)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = copy.copy(self)
+        out.keys, out._offsets = self.keys[positions], self._offsets[positions]
+        out._sizes, out._file = self._sizes[positions], self._file[positions]
+        out.has_image, out._by_key = self.has_image[positions], None
+        return out
+
+    def input_files(self):
+        """``(path, size)`` of every file: what a run reading them is made of."""
+        return [(p, int(self._files.size(f))) for f, p in enumerate(self.paths)]
 
     def _heads(self, positions):
         """The first 32 bytes (frame head + image header) of each record at ``positions``."""
@@ -248,6 +319,30 @@ class RecordSet:
             raise RecordFormatError("no record here: the file ends", path=self.paths[f],
                                     offset=offset)
         return got[0]
+
+    def header(self, i):
+        """The image header (and labels) of position ``i``, reading only those bytes."""
+        f, offset, size = int(self._file[i]), int(self._offsets[i]), int(self._sizes[i])
+        head = self._files.read(f, offset, min(size, _HEAD))
+        if len(head) == _HEAD and _FRAME.unpack_from(head)[1] >> 29 == 0:
+            flag = struct.unpack_from("<I", head, 8)[0]
+            need = _HEAD + 4 * flag
+            length = _FRAME.unpack_from(head)[1] & ((1 << 29) - 1)
+            if 8 + length >= need:
+                data = head if flag == 0 else self._files.read(f, offset, need)
+                return unpack_record(memoryview(data)[8:need], offset=offset,
+                                     path=self.paths[f])[0]
+        return self.record(i)[1]
+
+    def labels(self, positions=None):
+        """The label of every position (or of ``positions``): a float when ``flag == 0``, else
+        a float32 vector, from the headers alone."""
+        positions = range(len(self)) if positions is None else positions
+        out = []
+        for i in positions:
+            header = self.header(int(i))
+            out.append(float(header.label) if header.flag == 0 else header.label.copy())
+        return out
 
     def record(self, i):
         """``(key, RecordHeader, payload view after the labels)`` of position ``i``."""
