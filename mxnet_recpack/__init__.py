@@ -35,6 +35,12 @@ _LAZY = {
     "verify": ("ops.verify", "verify"),
     "rebuild_index": ("ops.index", "rebuild_index"),
     "RecordDataset": ("reader", "RecordDataset"),
+    "merge": ("ops.edit", "merge"),
+    "split": ("ops.edit", "split"),
+    "shuffle": ("ops.edit", "shuffle"),
+    "filter_records": ("ops.select", "filter_records"),
+    "relabel": ("ops.select", "relabel"),
+    "rewrite": ("ops.rewrite", "rewrite"),
 }
 _GLUON = ("ImageListDataset", "ArrayDataset")
 

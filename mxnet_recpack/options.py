@@ -239,6 +239,11 @@ OPTIONS = {o.name: o for o in (
          "check every label against ImageDetRecordIter's layout [header_width, object_width, "
          "..., (class, xmin, ymin, xmax, ymax) per object] and skip items that break it",
          "--detection-labels", {"action": "store_true"}),
+    _opt("insightface", False, _boolean, "True or False",
+         "write InsightFace's face-dataset layout (what arcface_torch's MXFaceDataset reads): "
+         "labels are identities, each identity's images together at keys 1..N, one identity "
+         "record each, a header record at key 0, and the 'property' file beside the .rec",
+         "--insightface", {"action": "store_true"}),
     _opt("append", False, _boolean, "True or False",
          "add the images to the existing .rec/.idx (their keys must be new)", "--append",
          {"action": "store_true"}),

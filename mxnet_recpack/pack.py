@@ -17,9 +17,10 @@ from .pipeline.summary import WriteSummary
 from .sources.image_list import ImageList
 from .sources.lists import parse_list
 from .sources.transformed import TransformedImages
-from .storage import is_url
+from .sources.insightface import FaceLayoutDataset, identity_labels
+from .storage import is_url, write_small
 
-__all__ = ["im2rec", "run_im2rec", "DATASET_PARAMS", "IM2REC_OPTIONS"]
+__all__ = ["im2rec", "run_im2rec", "write_property", "DATASET_PARAMS", "IM2REC_OPTIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ IM2REC_OPTIONS = ("root", "resize", "center_crop", "quality", "color", "encoding
                   "inter_method", "reduced_decode", "pass_through", "pack_label", "num_thread",
                   "batch_size", "max_failures", "max_pixels", "any_format", "append", "resume",
                   "allow_outside_root", "overwrite", "storage_options", "nsplit", "part", "dask",
-                  "progress", "detection_labels")
+                  "progress", "detection_labels", "insightface")
 
 #: Every key ``dataset_params`` accepts, with its default and meaning (from the option table).
 DATASET_PARAMS = {name: (OPTIONS[name].default, OPTIONS[name].help) for name in IM2REC_OPTIONS}
@@ -37,7 +38,7 @@ _IMAGE_LIST_OPTIONS = ("root", "color", "pack_label", "storage_options", "resize
                        "center_crop", "inter_method", "reduced_decode", "max_pixels",
                        "any_format")
 _RUN_INFO = ("root", "resize", "center_crop", "color", "inter_method", "reduced_decode",
-             "pass_through", "pack_label", "max_pixels", "any_format")
+             "pass_through", "pack_label", "max_pixels", "any_format", "insightface")
 
 
 def im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
@@ -113,7 +114,11 @@ def run_im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
     def part_dataset(k, nsplit):
         subset = entries if nsplit == 1 else entries.select(entries.part_positions(nsplit, k))
         source = ImageList(subset, decode=not p["pass_through"], **image_options)
-        return with_transforms(source, transforms), None
+        dataset = with_transforms(source, transforms)
+        if p["insightface"]:
+            dataset = FaceLayoutDataset(dataset, identity_labels(
+                [subset.labels(i)[0] for i in range(len(subset))], "list label"))
+        return dataset, None
 
     run_info = {k: p[k] for k in _RUN_INFO}
     run_info.update(list_file=list_file if is_url(list_file) else os.path.abspath(list_file),
@@ -122,7 +127,31 @@ def run_im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
                                  "resume", "storage_options", "batch_size", "nsplit", "part",
                                  "dask", "progress", "detection_labels")}
     options["num_workers"] = p["num_thread"] if p["num_thread"] > 1 else 0
-    return write_parts(part_dataset, rec, options=options, run_info=run_info)
+    if not p["insightface"]:
+        return write_parts(part_dataset, rec, options=options, run_info=run_info)
+    if p["nsplit"] > 1 or p["append"]:
+        raise OptionError("insightface=True writes one whole face dataset (its header record "
+                          "counts every image): it cannot be split into parts or appended to")
+    options["max_failures"] = 0  # a skipped image would leave its identity's range wrong
+    summaries = write_parts(part_dataset, rec, options=options, run_info=run_info)
+    write_property(rec, p["storage_options"])
+    return summaries
+
+
+def write_property(rec, storage_options=None):
+    """Write InsightFace's ``property`` file (``num_classes,H,W``) beside a face ``.rec``, from
+    its header record and its first image."""
+    from .images.probe import probe_image
+    from .sources.insightface import property_text, read_layout
+    from .sources.records import RecordSet
+    records = RecordSet(rec, storage_options=storage_options)
+    layout = read_layout(records)
+    first = records.record(int(layout.images[0]))[2] if layout.first > 1 else b""
+    info = probe_image(bytes(first[:1 << 16])) if len(first) else None
+    height, width = (info.height, info.width) if info is not None and info.width else (0, 0)
+    folder = rec.rsplit("/", 1)[0] if is_url(rec) else os.path.dirname(os.path.abspath(rec))
+    write_small(folder + "/property", property_text(layout.end - layout.first, height, width),
+                storage_options=storage_options)
 
 
 def with_transforms(source, transforms):

@@ -42,6 +42,10 @@ class RecordDataset:
         H x W x 1 gray. -1: as stored (alpha and 16-bit depth kept, no EXIF rotation).
     storage_options : dict, optional
         fsspec options for URLs (endpoint, credentials).
+    insightface : bool, default False
+        Read a face dataset as InsightFace's ``MXFaceDataset`` does: the images are keys
+        ``1 .. label[0]-1`` of the header record at key 0, the label of each is its identity
+        (a float: a vector label's first value). Raises for a file without that header.
 
     Items are ``(image, label)``: the image decoded with OpenCV (the decoder MXNet's
     ``ImageRecordIter`` uses) as a uint8 H x W x C numpy array (records stored as ``.npy`` come
@@ -59,13 +63,16 @@ class RecordDataset:
 
     def __init__(self, path: str | os.PathLike | Sequence[str], *,
                  transform: Callable[[np.ndarray], Any] | None = None, color: int | None = None,
-                 storage_options: dict | None = None):
+                 storage_options: dict | None = None, insightface: bool = False):
         if color is not None:
             color = validate("color", color)
         if transform is not None and not callable(transform):
             raise TypeError("transform must be callable, got %r" % (transform,))
         self.records = RecordSet(path, storage_options=validate(
-            "storage_options", storage_options), images_only=True)
+            "storage_options", storage_options), images_only=not insightface)
+        self.insightface = bool(insightface)
+        if self.insightface:
+            self.records = _face_images(self.records)
         self.transform = transform
         self.color = color
 
@@ -89,6 +96,8 @@ class RecordDataset:
         if self.transform is not None:
             image = self.transform(image)
         label = float(header.label) if header.flag == 0 else header.label.copy()
+        if self.insightface and header.flag:
+            label = float(label[0])
         return image, label
 
     def _decode(self, body, i):
@@ -110,3 +119,22 @@ class RecordDataset:
         if img.ndim == 2:
             return img[:, :, None]
         return img if direct else swap_rb(img)
+
+
+def _face_images(records):
+    """The image records of an InsightFace-layout file, in key order."""
+    from .errors import RecordFormatError
+    from .sources.insightface import read_layout
+    layout = read_layout(records) if len(records.paths) == 1 else None
+    if layout is None:
+        raise RecordFormatError("insightface=True reads one face dataset whose key 0 is a "
+                                "header record (flag 2, label [first identity key, end]); %s "
+                                "has none: read it without insightface=True"
+                                % ", ".join(records.paths))
+    missing = layout.images < 0
+    if missing.any():
+        raise RecordFormatError("the header record says keys 1..%d are images, but key %d is "
+                                "not in the index" % (layout.first - 1,
+                                                      int(missing.argmax()) + 1),
+                                path=records.paths[0])
+    return records.subset(layout.images)

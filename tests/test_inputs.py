@@ -104,7 +104,8 @@ def test_detection_labels_are_checked_when_asked(tmp_path):
                                    for label in [good] + list(bad.values())])
     assert (summary.written, summary.failed) == (1, 3)
     info = rp.inspection.inspect_file(rec)
-    assert info["readers"] == {"label_width": 12, "label_pad_width": 12, "note": None}
+    assert info["readers"] == {"label_width": 12, "label_pad_width": 12, "note": None,
+                               "label_only": None}
 
 
 @pytest.mark.mxnet

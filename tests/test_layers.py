@@ -19,7 +19,7 @@ ALLOWED = {
     "sources": {"errors", "options", "format", "storage", "images"},
     "pipeline": {"errors", "options", "format", "storage", "images"},
     "reader": {"errors", "options", "format", "storage", "images", "sources"},
-    "inspection": {"errors", "options", "format", "storage", "images"},
+    "inspection": {"errors", "options", "format", "storage", "images", "sources"},
     "ops": {"errors", "options", "format", "storage", "images", "sources", "pipeline"},
     "pack": {"errors", "options", "format", "storage", "images", "sources", "pipeline"},
     "cli": {"errors", "options", "format", "storage", "images", "sources", "pipeline", "pack",

@@ -124,8 +124,8 @@ def test_mxnets_own_reader_dies_on_what_verify_flags(tmp_path, fmt):
 def test_label_only_records_and_keys_that_differ_from_ids(tmp_path):
     rec = str(tmp_path / "l.rec")
     with RecordFileWriter(rec) as w:
-        w.write(b"", [3, 4], key=0)
-        w.write(np.zeros((8, 8, 3), np.uint8), 1, key=1)
+        w.write(np.zeros((8, 8, 3), np.uint8), 1, key=0)
+        w.write(b"", [3, 4], key=1)
         w.write(b"", [1, 2], key=2)
     result = rp.verify(rec)
     assert result.problems == [] and (result.images, result.label_only) == (1, 2)

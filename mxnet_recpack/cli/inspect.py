@@ -6,8 +6,24 @@ Each run function takes the parsed arguments and returns the exit status; errors
 """
 
 import json
+from contextlib import contextmanager
 
-__all__ = ["add_inspect", "add_extract", "format_summary"]
+__all__ = ["add_inspect", "add_extract", "format_summary", "readable"]
+
+
+@contextmanager
+def readable(rec, suffixes=(".idx", ".crc")):
+    """A local path to read ``rec`` at: the file itself, after an interrupted commit there is
+    finished or undone; for a URL (``s3://``), a local copy (removed afterwards)."""
+    from ..storage import is_url
+    if is_url(rec):
+        from ..storage.remote import local_copy
+        with local_copy(rec, suffixes) as local:
+            yield local
+        return
+    from ..pipeline.journal import settle
+    settle(rec)
+    yield rec
 
 _TOP_LABELS = 10
 
@@ -18,7 +34,7 @@ def add_inspect(sub):
                        "encodings; optionally draw a contact sheet",
                        description="Summarise FILE.rec (read through its .idx when there is "
                        "one). Image sizes come from the image headers, without decoding.")
-    p.add_argument("rec", help="the .rec file")
+    p.add_argument("rec", help="the .rec file (or s3:// URL)")
     p.add_argument("--idx", help="the index (default: FILE.idx beside the .rec, if present)")
     p.add_argument("--sheet", metavar="OUT.png",
                    help="also draw the first images, with key and label, into this PNG")
@@ -37,7 +53,7 @@ def add_extract(sub):
                        description="Write every image of FILE.rec to OUTDIR/<key>.<ext>, byte "
                        "for byte, and OUTDIR/FILE.lst in im2rec format. `recpack im2rec "
                        "--pass-through [--pack-label] OUTDIR/FILE OUTDIR` packs them again.")
-    p.add_argument("rec", help="the .rec file")
+    p.add_argument("rec", help="the .rec file (or s3:// URL)")
     p.add_argument("outdir", help="folder to write into (created; must be empty unless "
                    "--overwrite)")
     p.add_argument("--idx", help="the index (default: FILE.idx beside the .rec, if present)")
@@ -86,6 +102,14 @@ def format_summary(info):
         lines.append("label-only records (no image): %d, e.g. %s" % (only["records"], "; ".join(
             "key %d: [%s]" % (r["key"], ", ".join("%g" % v for v in r["label"]))
             for r in only["first"][:2])))
+    face = (info.get("layout") or {}).get("insightface")
+    if face:
+        per = face["images_per_identity"]
+        lines.append("InsightFace layout: %d images, %d identities%s; header record key 0 = "
+                     "[%d, %d]" % (face["images"], face["identities"], (
+                         ", images per identity %d .. %d (median %g)" % (
+                             per["min"], per["max"], per["median"])) if per else "",
+                         face["first_identity_key"], face["end_key"]))
     lines.append("encodings: " + ", ".join("%s %d" % kv for kv in info["encodings"].items()
                                            if kv[1]))
     sizes = info["sizes"]
@@ -117,17 +141,19 @@ def format_summary(info):
                                               readers["label_pad_width"]))
     else:
         lines.append("readers: %s" % readers["note"])
+    if readers.get("label_only"):
+        lines.append("readers: %s" % readers["label_only"])
     return lines
 
 
 def _run_inspect(args):
     from ..inspection import contact_sheet, inspect_file
-    from ..pipeline.journal import settle
-    settle(args.rec)  # an interrupted commit there is finished or undone first
-    info = inspect_file(args.rec, idx_path=args.idx)
-    if args.sheet:
-        info["contact_sheet"] = contact_sheet(args.rec, args.sheet, count=args.count,
-                                              idx_path=args.idx)
+    with readable(args.rec) as rec:
+        info = inspect_file(rec, idx_path=args.idx)
+        if args.sheet:
+            info["contact_sheet"] = contact_sheet(rec, args.sheet, count=args.count,
+                                                  idx_path=args.idx)
+    info["path"] = args.rec
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -141,9 +167,8 @@ def _run_inspect(args):
 
 def _run_extract(args):
     from ..inspection import extract
-    from ..pipeline.journal import settle
-    settle(args.rec)
-    lst = extract(args.rec, args.outdir, idx_path=args.idx, overwrite=args.overwrite)
+    with readable(args.rec) as rec:
+        lst = extract(rec, args.outdir, idx_path=args.idx, overwrite=args.overwrite)
     if not args.quiet:
         with open(lst, "rb") as f:
             n = sum(1 for _ in f)

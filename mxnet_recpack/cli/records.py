@@ -2,6 +2,9 @@
 
 import sys
 
+from ..errors import OptionError
+from ..storage import is_url
+
 __all__ = ["add_index", "add_verify"]
 
 
@@ -12,7 +15,7 @@ def add_index(sub):
                        "it is identical to the index the writer (and im2rec.py) made. With "
                        "--salvage, write a new pair of every intact record of a truncated or "
                        "damaged FILE.rec instead.")
-    p.add_argument("rec", help="the .rec file")
+    p.add_argument("rec", help="the .rec file (or s3:// URL)")
     p.add_argument("--output", "-o", help="where to write the index (default: beside the "
                    ".rec); with --salvage, the new .rec (default FILE.salvaged.rec)")
     p.add_argument("--keys", choices=["id", "position"], default="id",
@@ -27,6 +30,8 @@ def _run_index(args):
     from ..format.names import index_path_for
     from ..ops.index import rebuild_index, salvage
     if args.salvage:
+        if is_url(args.rec):
+            raise OptionError("--salvage reads a local file: copy %s here first" % args.rec)
         result = salvage(args.rec, args.output)
         if not args.quiet:
             for stretch in result["damaged"]:
@@ -36,7 +41,15 @@ def _run_index(args):
                   % (result["path"], result["kept"], args.rec, len(result["damaged"])))
         return 0
     out = args.output or index_path_for(args.rec)
-    n = rebuild_index(args.rec, out, keys=args.keys)
+    if is_url(args.rec):  # index a local copy, then put the index beside the .rec
+        from ..storage import write_small
+        from .inspect import readable
+        with readable(args.rec, ()) as local:
+            n = rebuild_index(local, keys=args.keys)
+            with open(index_path_for(local), "rb") as f:
+                write_small(out, f.read())
+    else:
+        n = rebuild_index(args.rec, out, keys=args.keys)
     if not args.quiet:
         print("%s: indexed %d records" % (out, n))
     return 0
@@ -50,7 +63,7 @@ def add_verify(sub):
                        "listed once, keys unique), the CRC32C of every record when FILE.crc "
                        "is there, and every image (a format MXNet decodes, complete, decoding "
                        "without damaged-data warnings). Label-only records are counted.")
-    p.add_argument("rec", help="the .rec file")
+    p.add_argument("rec", help="the .rec file (or s3:// URL)")
     p.add_argument("--idx", help="the index (default: beside the .rec)")
     p.add_argument("--quick", action="store_true",
                    help="frames, headers, checksums and image headers, without decoding: at "

@@ -23,6 +23,8 @@ __all__ = [
     "EXACT_INTEGERS",
     "label_problem",
     "check_detection_label",
+    "crop_detection_label",
+    "looks_like_detection_label",
     "RecordHeader",
     "normalize_label",
     "pack_record",
@@ -155,6 +157,30 @@ def check_detection_label(label):
         raise ImageEncodeError("detection label has a box outside [0, 1] or with min > max: "
                                "%s" % layout)
     return label
+
+
+def looks_like_detection_label(label):
+    """True when ``label`` follows ImageDetRecordIter's layout with at least one object."""
+    try:
+        label = check_detection_label(label)
+    except ImageEncodeError:
+        return False
+    return len(label) >= int(label[0]) + int(label[1])
+
+
+def crop_detection_label(label, window):
+    """A detection label for the crop ``window`` = ``(x0, y0, x1, y1)`` (normalized) of its
+    image: boxes moved into the window's coordinates and clipped to it; objects left with no
+    area are dropped."""
+    label = check_detection_label(label).copy()
+    x0, y0, x1, y1 = window
+    hw, ow = int(label[0]), int(label[1])
+    objects = label[hw:].reshape(-1, ow)
+    boxes = objects[:, 1:5]
+    boxes[:, 0::2] = np.clip((boxes[:, 0::2] - x0) / (x1 - x0), 0.0, 1.0)
+    boxes[:, 1::2] = np.clip((boxes[:, 1::2] - y0) / (y1 - y0), 0.0, 1.0)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return np.concatenate((label[:hw], objects[keep].reshape(-1))).astype(np.float32)
 
 
 def record_head(label, key, id2=0):

@@ -22,6 +22,16 @@ def center_crop_square(img):
     return img[:, margin:margin + h]
 
 
+def center_crop_window(h, w):
+    """The part of an ``h`` x ``w`` image that :func:`center_crop_square` keeps, in normalized
+    coordinates ``(x0, y0, x1, y1)`` (what detection boxes are given in)."""
+    if h > w:
+        margin = (h - w) // 2
+        return 0.0, margin / h, 1.0, (margin + w) / h
+    margin = (w - h) // 2
+    return margin / w, 0.0, (margin + h) / w, 1.0
+
+
 def short_edge_size(h, w, size):
     """``(new_w, new_h)`` with the shorter edge ``size``, rounded down as im2rec does."""
     if h > w:
@@ -107,6 +117,11 @@ class Preprocess:
 
     def __call__(self, data, info, key, source):
         """``data``: the file's bytes; ``info``: their probe; ``source``: for messages."""
+        return self.run(data, info, key, source)[0]
+
+    def run(self, data, info, key, source):
+        """``(image, (height, width) before the crop)``: the size the crop was taken from
+        (after EXIF orientation), which boxes in normalized coordinates refer to."""
         factor = 1
         if self.reduce and info.format == "jpeg" and info.width:
             factor = reduced_decode_factor(info.height, info.width, self.resize,
@@ -120,15 +135,17 @@ class Preprocess:
             raise BadImageError("%d x %d = %d pixels, more than the max_pixels limit of %d: %s"
                                 % (img.shape[1], img.shape[0], img.shape[0] * img.shape[1],
                                    self.max_pixels, source))
-        full = img.shape[:2]
+        full = before = img.shape[:2]
         if factor > 1:
             full = (info.height, info.width)
             if img.shape[:2] != (-(-full[0] // factor), -(-full[1] // factor)):
                 full = full[::-1]  # EXIF orientation turned it: the header's size is pre-turn
+        if factor > 1:
+            before = full
         if self.center_crop:
             img = center_crop_square(img)
             full = (min(full),) * 2
         if self.resize:
             img = resize_short_edge(img, self.resize, self.inter_method, key=key,
                                     source_hw=full)
-        return img if img.ndim == 2 else img.view(BGR)
+        return (img if img.ndim == 2 else img.view(BGR)), tuple(before)

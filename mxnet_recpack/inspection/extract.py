@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import OutputExistsError
 from ..format.names import stem
 from ..images.encodings import extension
+from ..storage import is_url, write_small
 from .common import encoding_of, open_records, records
 
 __all__ = ["extract"]
@@ -28,7 +29,8 @@ def _label_text(value):
 
 
 def extract(rec_path: str | os.PathLike, out_dir: str | os.PathLike, *,
-            idx_path: str | os.PathLike | None = None, overwrite: bool = False) -> str:
+            idx_path: str | os.PathLike | None = None, overwrite: bool = False,
+            storage_options: dict | None = None) -> str:
     """Write every stored image back out as a file, with an im2rec ``.lst`` describing them.
 
     Images go to ``out_dir/<key>.<ext>`` (``.jpg``, ``.png``, ``.npy`` or ``.bin`` from the
@@ -49,6 +51,12 @@ def extract(rec_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         See :func:`inspect_file`.
     overwrite : bool, default False
         Write into a non-empty folder, replacing files of the same names (others are kept).
+    storage_options : dict, optional
+        For an ``s3://`` (any fsspec URL) ``rec_path``, read through a local copy.
+
+    Records that hold only a label (InsightFace's header and identity records) have no image
+    to write and no place in a ``.lst`` (its lines need a file): their labels go to
+    ``out_dir/<name>.label_only.tsv``, one ``key<TAB>flag<TAB>label...`` line each.
 
     Returns
     -------
@@ -64,6 +72,10 @@ def extract(rec_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     """
     out_dir = os.fspath(out_dir)
     rec_path = os.fspath(rec_path)
+    if is_url(rec_path):
+        from ..storage.remote import local_copy
+        with local_copy(rec_path, (".idx",), storage_options=storage_options) as local:
+            return extract(local, out_dir, idx_path=idx_path, overwrite=overwrite)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise OutputExistsError("%s exists and is not a folder; give a new or empty folder to "
                                 "extract into" % out_dir)
@@ -76,10 +88,15 @@ def extract(rec_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     os.makedirs(out_dir, exist_ok=True)
     name = os.path.basename(rec_path)
     lst_path = os.path.join(out_dir, stem(name) + ".lst")
-    lines = []
+    lines, label_only = [], []
     flag_one = 0
     with rf:
         for key, header, data in records(rf):
+            if not len(data):
+                values = [header.label] if header.flag == 0 else list(header.label)
+                label_only.append("%d\t%d\t%s\n" % (key, header.flag, "\t".join(
+                    _label_text(float(v)) for v in values)))
+                continue
             encoding, _ = encoding_of(data)
             filename = "%d%s" % (key, extension(encoding))
             with open(os.path.join(out_dir, filename), "wb") as f:
@@ -91,10 +108,12 @@ def extract(rec_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                 flag_one += header.flag == 1
             lines.append("%d\t%s\t%s\n" % (key, "\t".join(_label_text(v) for v in labels),
                                            filename))
-    tmp = lst_path + ".partial"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(lines)
-    os.replace(tmp, lst_path)
+    if label_only:
+        sidecar = os.path.join(out_dir, stem(name) + ".label_only.tsv")
+        write_small(sidecar, "".join(label_only))
+        log.warning("%s: %d label-only record(s) have no image; their labels are in %s",
+                    rec_path, len(label_only), sidecar)
+    write_small(lst_path, "".join(lines))
     if flag_one:
         log.warning("%s: %d record(s) have a one-element vector label (flag 1); the list holds "
                     "it as a single label, which im2rec stores as a scalar (flag 0)",

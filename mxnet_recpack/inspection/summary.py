@@ -7,6 +7,10 @@ import os
 import statistics
 from collections import Counter
 
+from ..format.names import index_path_for
+from ..sources.insightface import layout_summary, read_layout
+from ..sources.records import RecordSet
+from ..storage import is_url
 from .common import encoding_of, image_size, open_records, records
 
 __all__ = ["inspect_file", "ENCODING_NAMES"]
@@ -24,7 +28,8 @@ def _spread(values):
             "median": float(statistics.median(values))}
 
 
-def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | None = None) -> dict:
+def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | None = None,
+                 storage_options: dict | None = None) -> dict:
     """Summarise a record file: records, keys, labels, image sizes and encodings.
 
     Image sizes of JPEG and PNG records come from their headers (no decoding); ``.npy`` sizes
@@ -37,6 +42,8 @@ def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | N
     idx_path : str, optional
         Its index. Default: the ``.idx`` beside it if there is one, else the ``.rec`` is read
         sequentially (keys are then the headers' ids).
+    storage_options : dict, optional
+        For an ``s3://`` (any fsspec URL) ``rec_path``, read through a local copy.
 
     Returns
     -------
@@ -48,7 +55,10 @@ def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | N
         of the first element) for records with vector labels``}``,
         ``sizes``: ``{"width": {"min", "max", "median"}, "height": {...}, "most_common":
         [[width, height, count], ...] (up to 10), "unknown": count}`` (``width``/``height`` None
-        when no size is known), and ``encodings``: ``{"jpeg", "png", "npy", "other"}`` counts.
+        when no size is known), ``encodings``: ``{"jpeg", "png", "npy", "other"}`` counts,
+        ``label_only`` (records holding only a label: count and the first ones), ``layout``
+        (``{"insightface": {images, identities, images_per_identity, ...}}`` for InsightFace's
+        face layout, else None) and ``readers`` (the label settings MXNet's iterators need).
 
     Raises
     ------
@@ -63,6 +73,14 @@ def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | N
     >>> info["records"], info["labels"]["scalar"]
     (60, {0.0: 20, 1.0: 20, 2.0: 20})
     """
+    if is_url(rec_path):
+        from ..storage.remote import local_copy
+        with local_copy(rec_path, (".idx",), storage_options=storage_options) as local:
+            info = inspect_file(local, idx_path=idx_path)
+        info["path"] = rec_path
+        if info["has_index"]:
+            info["index_path"] = index_path_for(rec_path)
+        return info
     rf, found_idx = open_records(rec_path, idx_path)
     keys_min = keys_max = None
     n = 0
@@ -112,16 +130,26 @@ def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | N
         "encodings": dict(encodings),
         "label_only": {"records": len(label_only), "first": [
             {"key": int(k), "flag": int(h.flag), "label": _label_list(h)}
-            for k, h in label_only[:5]]},
-        "readers": _reader_settings(scalar, lengths),
+            for k, h in sorted(label_only, key=lambda kh: kh[0])[:5]]},
+        "layout": _layout(rf.path, found_idx) if label_only else None,
+        "readers": _reader_settings(scalar, lengths, len(label_only)),
     }
+
+
+def _layout(rec_path, idx_path):
+    """InsightFace's layout, when the file has it (key 0 its header record)."""
+    if idx_path is None or idx_path != index_path_for(rec_path):
+        return None
+    records = RecordSet(rec_path)
+    layout = read_layout(records)
+    return None if layout is None else {"insightface": layout_summary(records, layout)}
 
 
 def _label_list(header):
     return [float(header.label)] if header.flag == 0 else [float(v) for v in header.label]
 
 
-def _reader_settings(scalar, lengths):
+def _reader_settings(scalar, lengths, label_only=0):
     """The label settings MXNet's iterators need to read the image records."""
     widths = sorted(lengths) if lengths else []
     if scalar and widths:
@@ -132,4 +160,8 @@ def _reader_settings(scalar, lengths):
             "note": None if width is not None else
             "image records carry labels of different lengths (%s): ImageRecordIter needs one "
             "label_width for all; ImageDetRecordIter pads to label_pad_width"
-            % ", ".join(str(w) for w in ([1] if scalar else []) + widths)}
+            % ", ".join(str(w) for w in ([1] if scalar else []) + widths),
+            "label_only": None if not label_only else
+            "ImageRecordIter and DALI take every record as a sample, label-only ones too "
+            "(DALI gives them as 0-byte images that its decoder rejects); `recpack filter "
+            "--drop-label-only` writes the images alone"}

@@ -25,6 +25,7 @@ from ..format.names import crc_path_for, index_path_for
 from ..options import validate
 from ..pipeline.executors import run_batches
 from ..pipeline.journal import settle
+from ..storage import is_url
 from .image_checks import DecodeChecks, image_problem
 
 __all__ = ["verify", "Problem", "VerifyResult"]
@@ -166,7 +167,8 @@ def _check_index(entries, found, idx_path, report):
 
 def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None, *,
            decode: bool = True, quick: bool = False, num_threads: int = 1,
-           accept_jpeg_warnings: bool = False, max_problems: int = 1000) -> VerifyResult:
+           accept_jpeg_warnings: bool = False, max_problems: int = 1000,
+           storage_options: dict | None = None) -> VerifyResult:
     """Check a record file as MXNet's readers would read it; see the module docstring.
 
     Parameters
@@ -179,6 +181,8 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
         Worker processes that decode (1: this process).
     accept_jpeg_warnings : bool
         Count libjpeg's corrupt-data warnings as notes instead of failures.
+    storage_options : dict, optional
+        For an ``s3://`` (any fsspec URL) ``rec_path``, read through a local copy.
 
     Returns
     -------
@@ -187,6 +191,13 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
         ``notes`` and ``checksums``.
     """
     rec_path = os.fspath(rec_path)
+    if is_url(rec_path):
+        from ..storage.remote import local_copy
+        with local_copy(rec_path, (".idx", ".crc"), storage_options=storage_options) as local:
+            result = verify(local, idx_path, decode=decode, quick=quick, num_threads=num_threads,
+                            accept_jpeg_warnings=accept_jpeg_warnings,
+                            max_problems=max_problems)
+        return _renamed(result, local, rec_path)
     idx_path = index_path_for(rec_path) if idx_path is None else os.fspath(idx_path)
     num_threads = validate("num_thread", num_threads)
     settle(rec_path)
@@ -212,9 +223,43 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
                 if note:
                     report.note("byte offset %d (key %d): %s" % (checks.offsets[i],
                                                                  checks.key(i), note))
+    if label_only:
+        _check_face_layout(rec_path, idx_path, report)
     result = VerifyResult(len(found), report.problems)
     result.images, result.label_only = len(images), label_only
     result.notes, result.checksums = report.notes, checksums
     result.decoded = decode and not quick
     result.problem_count = report.count
+    return result
+
+
+def _check_face_layout(rec_path, idx_path, report):
+    """InsightFace's layout, when key 0 is its header record: its ranges checked."""
+    from ..sources.insightface import check_layout, read_layout
+    from ..sources.records import RecordSet
+    if report.count or not os.path.exists(idx_path) or idx_path != index_path_for(rec_path):
+        return
+    try:
+        records = RecordSet(rec_path)
+        layout = read_layout(records)
+    except (RecordFormatError, IndexFormatError) as exc:
+        report.problem(None, 0, str(exc))
+        return
+    if layout is None:
+        return
+    problems, notes = check_layout(records, layout)
+    for key, message in problems:
+        report.problem(None, key, message)
+    for note in notes:
+        report.note(note)
+    if not problems:
+        report.note("InsightFace layout: %d images, %d identities (header record at key 0)"
+                    % (layout.first - 1, layout.end - layout.first))
+
+
+def _renamed(result, local, url):
+    """``result`` with the local copy's path replaced by the URL in its messages."""
+    for problem in result.problems:
+        problem["message"] = problem["message"].replace(local, url)
+    result.notes = [n.replace(local, url) for n in result.notes]
     return result

@@ -10,7 +10,7 @@ import re
 
 from .local import fsync_dir, read_local
 
-__all__ = ["is_url", "joiner", "read_bytes", "fsync_dir"]
+__all__ = ["is_url", "joiner", "read_bytes", "write_small", "fsync_dir"]
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -45,3 +45,26 @@ def read_bytes(path, *, storage_options=None):
         fs, p = filesystem(path, storage_options)
         return fs.cat_file(p)
     return read_local(path)
+
+
+def write_small(path, data, *, storage_options=None):
+    """Write a small file (a sidecar: a key mapping, InsightFace's ``property``) whole or not
+    at all: a temporary file renamed over ``path``, or one PUT for a URL."""
+    data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    if is_url(path):
+        from .remote import filesystem
+        fs, p = filesystem(path, storage_options)
+        fs.pipe_file(p, data)
+        return
+    tmp = "%s.%d.partial" % (path, os.getpid())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path)

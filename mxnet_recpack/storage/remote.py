@@ -8,11 +8,13 @@ import hashlib
 import logging
 import os
 import tempfile
+import shutil
 import uuid
+from contextlib import contextmanager
 
 from ..errors import CommitError
 
-__all__ = ["filesystem", "RemoteOutput"]
+__all__ = ["filesystem", "RemoteOutput", "local_copy"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,30 @@ def filesystem(url, storage_options=None):
         raise ImportError("%s needs fsspec and s3fs: pip install 'mxnet_recpack[s3]'"
                           % url) from exc
     return fsspec.core.url_to_fs(url, **(storage_options or {}))
+
+
+@contextmanager
+def local_copy(url, suffixes, *, storage_options=None):
+    """A local copy of a record file at ``url`` and its sidecars (``suffixes`` such as
+    ``(".idx", ".crc")``, each where it exists), in a temporary folder removed afterwards:
+    how ``verify``, ``inspect``, ``extract`` and ``index`` read ``s3://``, as the writer writes
+    it (staged locally). Yields the local ``.rec`` path."""
+    fs, path = filesystem(url, storage_options)
+    if not fs.exists(path):
+        raise FileNotFoundError("%s: no such object" % url)
+    folder = tempfile.mkdtemp(prefix="recpack-read-")
+    try:
+        local = os.path.join(folder, path.rsplit("/", 1)[-1])
+        base = path[:-4] if path.endswith(".rec") else path
+        lbase = local[:-4] if local.endswith(".rec") else local
+        log.info("%s: reading a local copy (%d bytes)", url, fs.size(path))
+        fs.get_file(path, local)
+        for suffix in suffixes:
+            if fs.exists(base + suffix):
+                fs.get_file(base + suffix, lbase + suffix)
+        yield local
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class RemoteOutput:
