@@ -66,3 +66,39 @@ def test_dali_and_our_reader_agree_on_pixels(every_kind):
         for (label, _, pixels), (image, our_label) in zip(_read_with_dali(rec), ours):
             np.testing.assert_array_equal(label, our_label)
             assert np.abs(pixels.astype(int) - image.astype(int)).mean() < 1.5
+
+
+def _dali_count(rec):
+    from nvidia.dali import fn, pipeline_def
+
+    @pipeline_def(batch_size=4, num_threads=1, device_id=None)
+    def pipe():
+        raw, labels = fn.readers.mxnet(path=[str(rec)], index_path=[str(rec)[:-4] + ".idx"],
+                                       name="reader")
+        return raw, labels
+
+    p = pipe()
+    p.build()
+    return p.epoch_size("reader")
+
+
+def test_dali_counts_insightface_header_records_until_they_are_dropped(tmp_path):
+    """NVIDIA/DALI#2806: DALI takes InsightFace's header and identity records as samples
+    (0-byte images); `filter --drop-label-only` leaves it the images alone, and RecordDataset's
+    InsightFace view reads the same images and identities either way."""
+    import cv2
+    root = tmp_path / "people"
+    for person, n in (("ann", 2), ("ben", 3)):
+        (root / person).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(root / person / ("%d.jpg" % i)), np.full((20, 20, 3), 9 * i, np.uint8))
+    prefix = str(tmp_path / "faces")
+    rp.make_list(str(root), prefix, recursive=True)
+    rec = rp.im2rec(prefix + ".lst", None, {"root": str(root), "insightface": True})
+    assert _dali_count(rec) == 5 + 2 + 1  # images, identities, header
+    rp.filter_records(rec, tmp_path / "images.rec", drop_label_only=True)
+    assert _dali_count(tmp_path / "images.rec") == 5
+    view = RecordDataset(rec, insightface=True)
+    assert [view[i][1] for i in range(len(view))] == [0.0, 0.0, 1.0, 1.0, 1.0]
+    assert [label for label, _, _ in _read_with_dali(tmp_path / "images.rec")] == \
+        [0.0, 0.0, 1.0, 1.0, 1.0]

@@ -1,7 +1,8 @@
 """Look inside a record file: what it holds (``summary``: :func:`inspect_file`), what its images
 look like (``sheet``: :func:`contact_sheet`), and the images back out as files (``extract``).
 
-A front door: may import ``format``, ``storage`` and ``images``; never mxnet.
+A front door: may import ``format``, ``storage``, ``images`` and ``sources`` (record sets,
+InsightFace's layout); never mxnet.
 """
 
 from .extract import extract
