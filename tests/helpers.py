@@ -91,3 +91,11 @@ def write_arrays(rec, images, labels=None, **writer_options):
     with RecordFileWriter(str(rec), **writer_options) as w:
         w.write_dataset([(np.asarray(img), label) for img, label in zip(images, labels)])
     return str(rec)
+
+
+def noise_jpegs(n, size=24, seed=0):
+    """``n`` JPEG-encoded noise images (bytes), each different."""
+    import cv2
+    rng = np.random.RandomState(seed)
+    return [cv2.imencode(".jpg", rng.randint(0, 255, (size, size, 3)).astype(np.uint8))[1]
+            .tobytes() for _ in range(n)]
