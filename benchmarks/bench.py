@@ -127,6 +127,20 @@ def recpack_command():
     return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "mxnet_recpack"]
 
 
+def publish(lines, out=None):
+    """Print a Markdown report and, with ``out``, write it there too."""
+    report = "\n".join(lines)
+    print(report)
+    if out:
+        with open(out, "w") as f:
+            f.write(report + "\n")
+
+
+def verdict(met):
+    """A table cell: None -> reported, True -> met, False -> **not met**."""
+    return "reported" if met is None else ("met" if met else "**not met**")
+
+
 def machine_info():
     """CPU model, cores, RAM and library versions, as a dict of strings."""
     model = platform.processor() or "unknown"

@@ -19,7 +19,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench import DATA_DIR, TOOL_ENV, ensure_dataset, machine_info, write_list  # noqa: E402
+from bench import (DATA_DIR, TOOL_ENV, ensure_dataset, machine_info, publish,  # noqa: E402
+                   verdict, write_list)
 
 
 def drop_caches():
@@ -165,12 +166,8 @@ def main(argv=None):
     for what, ours, base, base_what, met, target in rows:
         lines.append("| %s | %.3f | %.3f | %s | %.1f%% | %s | %s |" % (
             what, ours, base, base_what, 100 * ours / base, target,
-            "reported" if met is None else ("met" if met else "**not met**")))
-    report = "\n".join(lines)
-    print(report)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report + "\n")
+            verdict(met)))
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

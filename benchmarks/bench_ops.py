@@ -17,7 +17,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench import DATA_DIR, ensure_dataset, machine_info, measure  # noqa: E402
+from bench import DATA_DIR, ensure_dataset, machine_info, measure, publish, verdict  # noqa: E402
 from bench_files import big_file  # noqa: E402
 
 RECPACK = [sys.executable, "-m", "mxnet_recpack"]
@@ -126,13 +126,9 @@ def main(argv=None):
         unit = "" if "RSS" in what else " s"
         lines.append("| %s | %.2f%s | %.2f%s | %s | %s | %s | %s | %s |" % (
             what, ours, unit, base, unit, base_what, ratio, target,
-            "reported" if met is None else ("met" if met else "**not met**"),
+            verdict(met),
             "" if rss is None else "%.0f" % rss))
-    report = "\n".join(lines)
-    print(report)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report + "\n")
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

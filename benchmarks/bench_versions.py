@@ -23,7 +23,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench import (DATA_DIR, GLUON_SNIPPET, TOOL_ENV, ensure_dataset, machine_info,  # noqa: E402
-                   marginal, measure, remove_outputs, warm_up, write_list)
+                   marginal, measure, publish, remove_outputs, warm_up, write_list)
 
 BASELINE = "d451304"  # the last commit with the flat module layout
 WORKLOADS = {
@@ -127,11 +127,7 @@ def main(argv=None):
         else:
             cells = ["%.0f ms" % (a * 1e3), "%.0f ms" % (b * 1e3), "%+.0f ms" % ((b - a) * 1e3)]
         lines.append("| %s | %s |" % (row[0], " | ".join(cells)))
-    report = "\n".join(lines)
-    print(report)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report + "\n")
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

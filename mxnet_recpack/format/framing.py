@@ -28,6 +28,8 @@ __all__ = [
     "LENGTH_MASK",
     "aligned_magic_offsets",
     "encode_record",
+    "FramedRecord",
+    "stored_frame",
     "frame_buffers",
     "RecordReader",
 ]
@@ -89,6 +91,44 @@ def encode_record(payload):
     parts.append(payload[start:])
     parts.append(_PAD[size & 3])
     return b"".join(parts)
+
+
+class FramedRecord:
+    """A record's bytes exactly as stored in a ``.rec`` (frame head, payload, padding: one whole
+    frame), which the writer appends as they are, with no re-framing.
+
+    :func:`stored_frame` makes one from the bytes of a record's extent, checking them.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+    def payload(self):
+        """The record's payload (a view)."""
+        return memoryview(self.data)[8:8 + (FRAME_HEAD.unpack_from(self.data)[1] & LENGTH_MASK)]
+
+
+def stored_frame(data, new_id=None):
+    """``data`` (the bytes from a record's offset to the next record's) as a
+    :class:`FramedRecord` when they are exactly one whole frame whose payload has an image
+    header, with the header id set to ``new_id`` if given; None otherwise (a split record,
+    trailing bytes, or an id that would put the magic word at an aligned position): the
+    caller then re-frames the payload."""
+    if len(data) < 32:
+        return None
+    magic, lrec = FRAME_HEAD.unpack_from(data)
+    length = lrec & LENGTH_MASK
+    if magic != MAGIC or lrec >> 29 or 8 + ((length + 3) & ~3) != len(data) or length < 24:
+        return None
+    if new_id is None:
+        return FramedRecord(data)
+    patched = bytearray(data)
+    struct.pack_into("<Q", patched, 16, new_id)
+    if MAGIC in struct.unpack_from("<II", patched, 16):
+        return None
+    return FramedRecord(bytes(patched))
 
 
 def _file_size(fileobj):

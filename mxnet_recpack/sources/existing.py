@@ -108,13 +108,18 @@ class RecordItems:
         return "%s (key %d, byte offset %d)" % (path, self.records.keys[p], offset)
 
     def record_item(self, i):
-        """Item ``i``: the record to store, as a RecordPayload."""
+        """Item ``i``: the record to store, as a FramedRecord (its stored bytes) or a
+        RecordPayload (to be framed)."""
         made = self.made.get(int(i))
         if made is not None:
             return made
         key = int(self.keys[i])
-        payload = self.records.payload(int(self.positions[i]))
         label = self.labels.get(i) if self.labels is not None else None
+        if label is None and self.edit is None:  # copied as stored: no re-framing
+            stored = self.records.stored(int(self.positions[i]), key if self.set_ids else None)
+            if stored is not None:
+                return stored
+        payload = self.records.payload(int(self.positions[i]))
         if label is not None:
             payload = with_label(payload, label, key if self.set_ids else None)
         elif self.set_ids:

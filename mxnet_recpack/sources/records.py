@@ -9,6 +9,7 @@ instance can be pickled to DataLoader workers (fork, spawn, forkserver) and shar
 
 import copy
 import glob
+import mmap
 import os
 import struct
 import threading
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..errors import IndexFormatError, RecordFormatError
 from ..format.checks import record_starts
-from ..format.framing import MAGIC, RecordReader
+from ..format.framing import MAGIC, RecordReader, stored_frame
 from ..format.header import HEADER_SIZE, unpack_record
 from ..format.index import read_index
 from ..format.names import index_path_for
@@ -28,6 +29,26 @@ __all__ = ["RecordSet", "expand_paths"]
 _HEAD = 8 + HEADER_SIZE  # frame head + image header: enough to tell an image from a label
 _CHUNK = 1 << 20  # records whose heads are gathered at once (bounded memory)
 _FRAME = struct.Struct("<II")
+
+
+_GATHER = 512  # records per memory map: bounds the pages mapped at once (fault-around maps 64K)
+
+
+def _gather(fd, size, offsets, out, rows):
+    """``out[rows[j]] = `` the ``_HEAD`` bytes at ``offsets[j]`` of the file ``fd``."""
+    gran = mmap.ALLOCATIONGRANULARITY
+    for start in range(0, len(offsets), _GATHER):
+        offs = offsets[start:start + _GATHER]
+        lo = int(offs.min()) // gran * gran
+        hi = min(size, int(offs.max()) + _HEAD)
+        mm = mmap.mmap(fd, hi - lo, access=mmap.ACCESS_READ, offset=lo)
+        try:
+            view = np.frombuffer(mm, np.uint8)
+            at = np.minimum((offs - lo)[:, None] + np.arange(_HEAD), hi - lo - 1)
+            out[rows[start:start + _GATHER]] = view[at]
+            del view
+        finally:
+            mm.close()
 
 
 def expand_paths(paths):
@@ -100,6 +121,10 @@ class _Files:
         with self._lock:  # pragma: no cover - Windows: no pread
             os.lseek(handle[1], offset, os.SEEK_SET)
             return os.read(handle[1], size)
+
+    def fd(self, f):
+        """The descriptor of local file ``f``."""
+        return self._handle(f)[1]
 
     def size(self, f):
         handle = self._handle(f)
@@ -255,17 +280,15 @@ class RecordSet:
         return [(p, int(self._files.size(f))) for f, p in enumerate(self.paths)]
 
     def _heads(self, positions):
-        """The first 32 bytes (frame head + image header) of each record at ``positions``."""
+        """The first 32 bytes (frame head + image header) of each record at ``positions``,
+        gathered from small memory maps, each unmapped before the next (memory stays flat)."""
         out = np.zeros((len(positions), _HEAD), np.uint8)
         for f in np.unique(self._file[positions]) if len(positions) else ():
             mine = np.flatnonzero(self._file[positions] == f)
             path = self.paths[f]
             offs = self._offsets[positions[mine]]
             if not is_url(path) and self._files.size(f) > 0:
-                mm = np.memmap(path, dtype=np.uint8, mode="r")
-                ends = np.minimum(offs[:, None] + np.arange(_HEAD), len(mm) - 1)
-                out[mine] = mm[ends]
-                del mm
+                _gather(self._files.fd(f), self._files.size(f), offs, out, mine)
             else:
                 for row, off in zip(mine, offs):
                     head = self._files.read(f, int(off), _HEAD)
@@ -298,6 +321,12 @@ class RecordSet:
 
     def __len__(self):
         return len(self.keys)
+
+    def stored(self, i, new_id=None):
+        """The record at position ``i`` as stored (a FramedRecord: the writer appends it as
+        it is), its header id set to ``new_id`` if given; None when it must be re-framed."""
+        f, offset, size = int(self._file[i]), int(self._offsets[i]), int(self._sizes[i])
+        return stored_frame(self._files.read(f, offset, size), new_id)
 
     def where(self, i):
         """``(path, byte offset)`` of position ``i``."""
@@ -336,12 +365,24 @@ class RecordSet:
 
     def labels(self, positions=None):
         """The label of every position (or of ``positions``): a float when ``flag == 0``, else
-        a float32 vector, from the headers alone."""
-        positions = range(len(self)) if positions is None else positions
+        a float32 vector, from the headers alone (scalar labels straight from the gathered
+        record heads)."""
+        positions = np.arange(len(self)) if positions is None else \
+            np.asarray(positions, dtype=np.int64).reshape(-1)
         out = []
-        for i in positions:
-            header = self.header(int(i))
-            out.append(float(header.label) if header.flag == 0 else header.label.copy())
+        for start in range(0, len(positions), _CHUNK):
+            pos = positions[start:start + _CHUNK]
+            heads = self._heads(pos)
+            words = heads[:, :12].copy().view("<u4")
+            scalar = ((words[:, 1] >> 29) == 0) & (words[:, 2] == 0) & (
+                (words[:, 1] & ((1 << 29) - 1)) >= HEADER_SIZE)
+            values = heads[:, 12:16].copy().view("<f4")[:, 0].tolist()
+            for j, p in enumerate(pos.tolist()):
+                if scalar[j]:
+                    out.append(values[j])
+                else:
+                    header = self.header(p)
+                    out.append(float(header.label) if header.flag == 0 else header.label.copy())
         return out
 
     def record(self, i):
