@@ -110,23 +110,29 @@ class FramedRecord:
         return memoryview(self.data)[8:8 + (FRAME_HEAD.unpack_from(self.data)[1] & LENGTH_MASK)]
 
 
-def stored_frame(data, new_id=None):
+def stored_frame(data, new_id=None, new_label=None):
     """``data`` (the bytes from a record's offset to the next record's) as a
     :class:`FramedRecord` when they are exactly one whole frame whose payload has an image
-    header, with the header id set to ``new_id`` if given; None otherwise (a split record,
-    trailing bytes, or an id that would put the magic word at an aligned position): the
-    caller then re-frames the payload."""
+    header, with the header id set to ``new_id`` and a scalar label (``flag == 0``) set to
+    ``new_label`` if given; None otherwise (a split record, trailing bytes, a vector label, or
+    a new value that would put the magic word at an aligned position): the caller then
+    re-frames the payload."""
     if len(data) < 32:
         return None
     magic, lrec = FRAME_HEAD.unpack_from(data)
     length = lrec & LENGTH_MASK
     if magic != MAGIC or lrec >> 29 or 8 + ((length + 3) & ~3) != len(data) or length < 24:
         return None
-    if new_id is None:
+    if new_id is None and new_label is None:
         return FramedRecord(data)
     patched = bytearray(data)
-    struct.pack_into("<Q", patched, 16, new_id)
-    if MAGIC in struct.unpack_from("<II", patched, 16):
+    if new_id is not None:
+        struct.pack_into("<Q", patched, 16, new_id)
+    if new_label is not None:
+        if struct.unpack_from("<I", data, 8)[0] != 0:
+            return None
+        struct.pack_into("<f", patched, 12, new_label)
+    if MAGIC in struct.unpack_from("<III", patched, 12):
         return None
     return FramedRecord(bytes(patched))
 

@@ -115,8 +115,9 @@ class RecordItems:
             return made
         key = int(self.keys[i])
         label = self.labels.get(i) if self.labels is not None else None
-        if label is None and self.edit is None:  # copied as stored: no re-framing
-            stored = self.records.stored(int(self.positions[i]), key if self.set_ids else None)
+        if self.edit is None and (label is None or isinstance(label, float)):
+            stored = self.records.stored(int(self.positions[i]), key if self.set_ids else None,
+                                         label)  # copied as stored: no re-framing
             if stored is not None:
                 return stored
         payload = self.records.payload(int(self.positions[i]))

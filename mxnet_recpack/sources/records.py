@@ -322,11 +322,12 @@ class RecordSet:
     def __len__(self):
         return len(self.keys)
 
-    def stored(self, i, new_id=None):
+    def stored(self, i, new_id=None, new_label=None):
         """The record at position ``i`` as stored (a FramedRecord: the writer appends it as
-        it is), its header id set to ``new_id`` if given; None when it must be re-framed."""
+        it is), its header id set to ``new_id`` and its scalar label to ``new_label`` if given;
+        None when it must be re-framed."""
         f, offset, size = int(self._file[i]), int(self._offsets[i]), int(self._sizes[i])
-        return stored_frame(self._files.read(f, offset, size), new_id)
+        return stored_frame(self._files.read(f, offset, size), new_id, new_label)
 
     def where(self, i):
         """``(path, byte offset)`` of position ``i``."""
