@@ -31,7 +31,7 @@ _CHUNK = 1 << 20  # records whose heads are gathered at once (bounded memory)
 _FRAME = struct.Struct("<II")
 
 
-_GATHER = 512  # records per memory map: bounds the pages mapped at once (fault-around maps 64K)
+_GATHER = 128  # records per memory map: bounds the pages mapped at once (fault-around maps 64K)
 
 
 def _gather(fd, size, offsets, out, rows):
