@@ -98,16 +98,22 @@ class FramedRecord:
     frame), which the writer appends as they are, with no re-framing.
 
     :func:`stored_frame` makes one from the bytes of a record's extent, checking them.
+    ``buffers``: the bytes as one or more buffers (a patched head, then the stored rest: no
+    copy of the image), appended with one ``writev``.
     """
 
-    __slots__ = ("data",)
+    __slots__ = ("buffers",)
 
-    def __init__(self, data):
-        self.data = data
+    def __init__(self, *buffers):
+        self.buffers = buffers
+
+    def __reduce__(self):  # to a worker process: one bytes object (a view cannot be pickled)
+        return FramedRecord, (b"".join(self.buffers),)
 
     def payload(self):
-        """The record's payload (a view)."""
-        return memoryview(self.data)[8:8 + (FRAME_HEAD.unpack_from(self.data)[1] & LENGTH_MASK)]
+        """The record's payload (the frame's bytes after its head, without the padding)."""
+        data = self.buffers[0] if len(self.buffers) == 1 else b"".join(self.buffers)
+        return memoryview(data)[8:8 + (FRAME_HEAD.unpack_from(data)[1] & LENGTH_MASK)]
 
 
 def stored_frame(data, new_id=None, new_label=None):
@@ -125,7 +131,7 @@ def stored_frame(data, new_id=None, new_label=None):
         return None
     if new_id is None and new_label is None:
         return FramedRecord(data)
-    patched = bytearray(data)
+    patched = bytearray(data[:32])  # frame head and image header; the image is not copied
     if new_id is not None:
         struct.pack_into("<Q", patched, 16, new_id)
     if new_label is not None:
@@ -134,7 +140,7 @@ def stored_frame(data, new_id=None, new_label=None):
         struct.pack_into("<f", patched, 12, new_label)
     if MAGIC in struct.unpack_from("<III", patched, 12):
         return None
-    return FramedRecord(bytes(patched))
+    return FramedRecord(bytes(patched), memoryview(data)[32:])
 
 
 def _file_size(fileobj):

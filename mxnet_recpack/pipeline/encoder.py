@@ -10,7 +10,7 @@ import logging
 import traceback
 
 from ..errors import ImageEncodeError
-from ..format.checksums import crc32c, crc32c_of_buffers
+from ..format.checksums import crc32c_of_buffers
 from ..format.framing import FramedRecord, frame_buffers
 from ..format.header import RecordPayload, record_head, unpack_record
 from . import adapters
@@ -140,7 +140,7 @@ class RecordEncoder:
         if isinstance(item, FramedRecord):  # a record's stored frames: appended as they are
             if self.label_check is not None:
                 self.label_check(unpack_record(item.payload())[0].label)
-            return (item.data,), crc32c(item.data)
+            return item.buffers, crc32c_of_buffers(item.buffers)
         if isinstance(item, RecordPayload):  # a whole record, stored as it is
             if self.label_check is not None:
                 self.label_check(unpack_record(item)[0].label)
