@@ -3,8 +3,10 @@
 #   make test       lint, then the whole test suite in every environment it needs (created if missing):
 #                     .venv            Python 3.8-3.11 with MXNet 1.9.1 (numpy<1.24): everything
 #                     .venv-nomx       the same Python, numpy 2, no MXNet, PyTorch CPU and NVIDIA DALI
-#                     .venv-pyNEW      a Python 3.12+ if the machine has one: the MXNet-free suite
+#                     .venv-new        a Python 3.12+ if the machine has one: the MXNet-free suite
 #   make test-fast  the MXNet environment only, without the slow, S3, Dask and notebook tests
+#   make benchmark  recpack vs MXNet's tools/im2rec.py (benchmark-reader, -files, -ops, -versions:
+#                   the reader, appends and verify, the operations on existing files, two commits)
 #
 # mxnet 1.9.1 (the last MXNet release) needs numpy<1.24, which has no wheels for Python 3.12+, so
 # the MXNet environment needs a Python 3.8-3.11 interpreter: set PYTHON=/path/to/python3.11.
@@ -22,7 +24,8 @@ GOLDEN    := build/golden
 PYTEST_ARGS ?=
 FAST      := not slow and not s3 and not dask and not notebooks and not crossenv
 
-.PHONY: demo test test-fast lint venv venvs check-python benchmark clean
+.PHONY: demo test test-fast lint venv venvs check-python benchmark benchmark-reader \
+        benchmark-files benchmark-ops benchmark-versions clean
 
 venv: $(VENV)/.installed
 
@@ -89,6 +92,19 @@ test-fast: $(VENV)/.installed
 
 benchmark: $(VENV)/.installed
 	$(VPY) benchmarks/bench.py
+
+# The other benchmarks (see benchmarks/README.md); each prints a Markdown report.
+benchmark-reader: $(VENV)/.installed $(VENV_NOMX)/.installed
+	$(VPY) benchmarks/bench_reader.py --nomx-python $(NOMXPY)
+
+benchmark-files: $(VENV)/.installed
+	$(VPY) benchmarks/bench_files.py
+
+benchmark-ops: $(VENV)/.installed
+	$(VPY) benchmarks/bench_ops.py
+
+benchmark-versions: $(VENV)/.installed
+	$(VPY) benchmarks/bench_versions.py
 
 clean:
 	rm -rf $(VENV) $(VENV_NOMX) $(VENV_NEW) build *.egg-info .pytest_cache demo_output

@@ -19,7 +19,8 @@ times, median; throughput is marginal between a small and a large file, so start
   crops to ``data_shape`` and converts to float NCHW).
 
 The decode limit is ``cv2.imdecode`` of the same records in this process, one thread: cores /
-(CPU seconds per record). Run with the MXNet environment's Python (``make benchmark-reader``).
+(CPU seconds per record). Run with the MXNet environment's Python: ``make benchmark-reader``
+(it needs both environments).
 """
 
 import argparse

@@ -178,12 +178,17 @@ class RecordSet:
         self._offsets = np.concatenate(offsets)
         self._sizes = np.concatenate(sizes)
         self._file = np.concatenate(files)
-        self.has_image = self._image_flags()
+        self.has_image, self._scalar, self._label = self._image_flags()
         if images_only:
-            keep = np.flatnonzero(self.has_image)
-            self.keys, self._offsets = self.keys[keep], self._offsets[keep]
-            self._sizes, self._file = self._sizes[keep], self._file[keep]
-            self.has_image = self.has_image[keep]
+            self._take(np.flatnonzero(self.has_image))
+
+    #: Per-record columns, kept in step by :meth:`_take`.
+    _COLUMNS = ("keys", "_offsets", "_sizes", "_file", "has_image", "_scalar", "_label")
+
+    def _take(self, rows):
+        for name in self._COLUMNS:
+            setattr(self, name, getattr(self, name)[rows])
+        self._by_key = None
 
     def _exists(self, path):
         if is_url(path):
@@ -270,9 +275,7 @@ class RecordSet:
         """A RecordSet of the records at ``positions``, in that order (sharing the files)."""
         positions = np.asarray(positions, dtype=np.int64)
         out = copy.copy(self)
-        out.keys, out._offsets = self.keys[positions], self._offsets[positions]
-        out._sizes, out._file = self._sizes[positions], self._file[positions]
-        out.has_image, out._by_key = self.has_image[positions], None
+        out._take(positions)
         return out
 
     def input_files(self):
@@ -296,9 +299,12 @@ class RecordSet:
         return out
 
     def _image_flags(self):
-        """True where a record holds bytes after its header and labels (an image)."""
+        """From the record heads, gathered once: True where a record holds bytes after its
+        header and labels (an image); True where its label is a scalar (``flag == 0``, one
+        frame), and that label."""
         n = len(self.keys)
         flags = np.ones(n, dtype=bool)
+        scalar, label = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.float32)
         for start in range(0, n, _CHUNK):
             pos = np.arange(start, min(n, start + _CHUNK))
             heads = self._heads(pos)
@@ -314,10 +320,12 @@ class RecordSet:
                                         path=self.paths[self._file[p]],
                                         offset=int(self._offsets[p]))
             flags[pos] = ~whole | (length > HEADER_SIZE + 4 * words[:, 2].astype(np.int64))
+            scalar[pos] = whole & (words[:, 2] == 0) & (length >= HEADER_SIZE)
+            label[pos] = heads[:, 12:16].copy().view("<f4")[:, 0]
             for p in pos[~whole]:  # split by the magic word (rare): look at the whole payload
                 payload = self.payload(int(p))
                 flags[p] = len(payload) > HEADER_SIZE + 4 * struct.unpack_from("<I", payload)[0]
-        return flags
+        return flags, scalar, label
 
     def __len__(self):
         return len(self.keys)
@@ -366,24 +374,14 @@ class RecordSet:
 
     def labels(self, positions=None):
         """The label of every position (or of ``positions``): a float when ``flag == 0``, else
-        a float32 vector, from the headers alone (scalar labels straight from the gathered
-        record heads)."""
+        a float32 vector, from the headers alone (scalar labels from the record heads gathered
+        at open)."""
         positions = np.arange(len(self)) if positions is None else \
             np.asarray(positions, dtype=np.int64).reshape(-1)
-        out = []
-        for start in range(0, len(positions), _CHUNK):
-            pos = positions[start:start + _CHUNK]
-            heads = self._heads(pos)
-            words = heads[:, :12].copy().view("<u4")
-            scalar = ((words[:, 1] >> 29) == 0) & (words[:, 2] == 0) & (
-                (words[:, 1] & ((1 << 29) - 1)) >= HEADER_SIZE)
-            values = heads[:, 12:16].copy().view("<f4")[:, 0].tolist()
-            for j, p in enumerate(pos.tolist()):
-                if scalar[j]:
-                    out.append(values[j])
-                else:
-                    header = self.header(p)
-                    out.append(float(header.label) if header.flag == 0 else header.label.copy())
+        out = self._label[positions].tolist()
+        for j in np.flatnonzero(~self._scalar[positions]).tolist():
+            header = self.header(int(positions[j]))
+            out[j] = float(header.label) if header.flag == 0 else header.label.copy()
         return out
 
     def record(self, i):
