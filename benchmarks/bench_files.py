@@ -134,8 +134,10 @@ def checksum_rows(small, repeat):
     return frames, crc
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def big_file_run(doc, argv):
+    """The arguments of a benchmark on the big file, and that file (made once): ``(args,
+    root, full_list, folder, rec)``."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--records", type=int, default=25000,
                    help="records of the big file (25000: about 1.1 GB)")
     p.add_argument("--repeat", type=int, default=3)
@@ -144,7 +146,11 @@ def main(argv=None):
     root, full_list = ensure_dataset("imagenet", 5000)
     folder = os.path.join(DATA_DIR, "files")
     os.makedirs(folder, exist_ok=True)
-    rec = big_file(root, full_list, args.records, folder)
+    return args, root, full_list, folder, big_file(root, full_list, args.records, folder)
+
+
+def main(argv=None):
+    args, root, full_list, folder, rec = big_file_run(__doc__, argv)
     small = os.path.join(folder, "resized.rec")
     write_list(full_list, 5000, small[:-4] + ".lst")
     t = time.perf_counter()

@@ -9,7 +9,6 @@ files of 2,500 and 25,000 records (flat: no payloads are held beyond a bounded b
 Times are medians of ``--repeat`` runs.
 """
 
-import argparse
 import os
 import shutil
 import statistics
@@ -18,8 +17,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench import DATA_DIR, ensure_dataset, machine_info, measure, publish, verdict  # noqa: E402
-from bench_files import big_file  # noqa: E402
+from bench import DATA_DIR, machine_info, measure, publish, verdict  # noqa: E402
+from bench_files import big_file, big_file_run  # noqa: E402
 
 RECPACK = [sys.executable, "-m", "mxnet_recpack"]
 SETTLE_S = 4
@@ -74,15 +73,7 @@ def copy_cmd(sources, dest):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--records", type=int, default=25000)
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--out", help="also write the Markdown report to this file")
-    args = p.parse_args(argv)
-    root, full_list = ensure_dataset("imagenet", 5000)
-    folder = os.path.join(DATA_DIR, "files")
-    os.makedirs(folder, exist_ok=True)
-    rec = big_file(root, full_list, args.records, folder)
+    args, root, full_list, folder, rec = big_file_run(__doc__, argv)
     small = big_file(root, full_list, args.records // 10, folder)
     work = os.path.join(DATA_DIR, "ops")
     os.makedirs(work, exist_ok=True)
