@@ -192,3 +192,39 @@ def test_a_fifo_in_a_list_is_refused_without_hanging(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "not a regular file" in result.stderr
     assert list(RecordDataset(str(tmp_path / "d.rec")).keys) == [1]
+
+
+@pytest.mark.mxnet
+@pytest.mark.parametrize("chunk", [64, 1000, 4096, 1 << 16])
+def test_the_chunked_walk_gives_every_record_mxnet_wrote_whatever_the_chunk_size(
+        tmp_path, monkeypatch, chunk):
+    """verify reads the file in chunks; records cross their boundaries at every position, some
+    split into several frames by the magic word (as MXNet's writer splits them)."""
+    import mxnet as mx
+    from mxnet_recpack.format import checks
+    rng = np.random.default_rng(chunk)
+    magic = (0xCED7230A).to_bytes(4, "little")
+    payloads = []
+    for i in range(300):
+        body = bytearray(rng.integers(0, 256, int(rng.integers(0, 3000)), dtype=np.uint8))
+        if i % 7 == 0 and len(body) >= 8:  # the magic word at an aligned position: frames
+            at = int(rng.integers(0, len(body) // 4 - 1)) * 4
+            body[at:at + 4] = magic
+        payloads.append(bytes(body))
+    rec = str(tmp_path / "m.rec")
+    w = mx.recordio.MXRecordIO(rec, "w")
+    for p in payloads:
+        w.write(p)
+    w.close()
+    r = mx.recordio.MXRecordIO(rec, "r")
+    assert [r.read() for _ in payloads] == payloads
+    r.close()
+    blob = read(rec)
+    monkeypatch.setattr(checks, "_CHUNK", chunk)
+    with open(rec, "rb") as f:
+        got = list(checks.walk(f, len(blob), path=rec))
+    assert [g[4] for g in got] == [None] * len(payloads)
+    assert [bytes(g[2]) for g in got] == payloads
+    assert [bytes(g[3]) for g in got] == [blob[g[0]:g[1]] for g in got]
+    assert got[0][0] == 0 and got[-1][1] == len(blob)
+    assert all(a[1] == b[0] for a, b in zip(got, got[1:]))

@@ -281,12 +281,22 @@ def walk(f, size, *, path=None):
     chunks = _Chunks(f, size)
     base, buf = 0, b""
     offset = 0
+    after = None  # (base, chunk) to go on with once past a record that straddled two chunks
     while offset < size:
+        if after is not None and offset >= after[0]:
+            (base, buf), after = after, None
         if offset < base or offset - base + 8 > len(buf):
             base, buf = offset, chunks.read(offset, _CHUNK)
         got = _record_in(buf, offset - base, size - base)
-        if got == "more":  # the record runs past this chunk: join the next one to it
-            buf = buf[offset - base:] + chunks.read(base + len(buf), _CHUNK)
+        if got == "more":  # the record runs past this chunk
+            next_base = base + len(buf)
+            nxt = chunks.read(next_base, _CHUNK)
+            carry = bytes(buf[offset - base:])
+            k = _single_frame_rest(carry, len(nxt))
+            if k is not None:  # join just this record's bytes, then go on in the next chunk
+                buf, after = carry + nxt[:k], (next_base, nxt)
+            else:  # several frames, or larger than a chunk: join the chunks (rare)
+                buf = carry + nxt
             base = offset
             got = _record_in(buf, 0, size - base)
             if got == "more":  # a record larger than a chunk
@@ -297,12 +307,22 @@ def walk(f, size, *, path=None):
             yield offset, None, None, None, RecordFormatError(str(got), path=path,
                                                               offset=offset)
             offset = next_frame_offset(f, offset + 4, size)
-            base, buf = offset, b""
+            base, buf, after = offset, b"", None
             continue
         payload, length = got
         start = offset - base
         yield offset, offset + length, payload, memoryview(buf)[start:start + length], None
         offset += length
+
+
+def _single_frame_rest(carry, available):
+    """How many bytes past ``carry`` (a record's first bytes, its frame head among them) the
+    record needs, when it is one frame and they are within ``available``; else None."""
+    if len(carry) < 8:
+        return None
+    magic, lrec = FRAME_HEAD.unpack_from(carry)
+    rest = 8 + ((lrec & LENGTH_MASK) + 3 & ~3) - len(carry)
+    return rest if magic == MAGIC and lrec >> 29 == 0 and 0 < rest <= available else None
 
 
 def _record_size(f, base, size):
