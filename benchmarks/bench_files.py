@@ -6,7 +6,9 @@ cost against the pack it belongs to.
 
 The big file (>= 1 GB) is a pass-through pack of the ``imagenet`` images of ``bench.py``,
 cycled; it is made once and cached in ``benchmarks/_data/files/``. Times are medians of
-``--repeat`` runs, in this process (start-up excluded) unless the row says otherwise.
+``--repeat`` runs, in this process (start-up excluded) unless the row says otherwise. Appends
+alternate with the copies they are compared with, each after the file system has finished with
+the previous run's freed blocks (see :func:`settle`).
 """
 
 import argparse
@@ -33,6 +35,17 @@ def drop_caches():
         return True
     except OSError:
         return False
+
+
+#: Seconds to let the file system finish with freed blocks (on a file system mounted with
+#: ``discard`` they are trimmed after the journal commits, slowing whatever writes next).
+SETTLE_S = 4
+
+
+def settle():
+    os.sync()
+    time.sleep(SETTLE_S)
+    os.sync()
 
 
 def timed(fn, repeat, cold=False):
@@ -73,17 +86,23 @@ def append_rows(rec, root, full_list, n, repeat, folder):
     base = sum(1 for _ in open(rec[:-4] + ".idx"))
     with open(lst, "w") as f:
         f.writelines("\t".join([str(base + int(p[0]))] + p[1:]) for p in lines)
-    times = []
+    times, copies, copy_path = [], [], os.path.join(folder, "copy.rec")
     for rep in range(repeat + 1):  # the first, untimed: imports and caches
-        for ext in (".rec", ".idx", ".crc"):
+        for ext in (".rec", ".idx", ".crc"):  # a fresh copy of the big file to append to
             shutil.copyfile(rec[:-4] + ext, work[:-4] + ext)
-        os.sync()
+        settle()
         t = time.perf_counter()
         rp.im2rec(lst, None, {"root": root, "pass_through": True, "append": True}, work[:-4])
+        t_append = time.perf_counter() - t
+        if os.path.exists(copy_path):  # the copy alternates with the append, on a settled disk
+            os.unlink(copy_path)
+        settle()
+        t = time.perf_counter()
+        copy_with_fsync(rec, copy_path)
         if rep:
-            times.append(time.perf_counter() - t)
-    append = statistics.median(times)
-    copy = timed(lambda: copy_with_fsync(rec, os.path.join(folder, "copy.rec")), repeat)
+            times.append(t_append)
+            copies.append(time.perf_counter() - t)
+    append, copy = statistics.median(times), statistics.median(copies)
     size = os.path.getsize(rec)
     added = os.path.getsize(work) - size
     return [("append %d images (%.1f MB, %.1f%% of the file) to a %.2f GB file"

@@ -13,15 +13,13 @@ import os
 import shutil
 import statistics
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench import DATA_DIR, machine_info, measure, publish, verdict  # noqa: E402
-from bench_files import big_file, big_file_run  # noqa: E402
+from bench_files import big_file, big_file_run, settle  # noqa: E402
 
 RECPACK = [sys.executable, "-m", "mxnet_recpack"]
-SETTLE_S = 4
 
 
 def pair_of(rec):
@@ -42,9 +40,7 @@ def settle_disk(*prefixes):
     mounted with ``discard`` the freed blocks are trimmed after the journal commits, which
     otherwise slows whichever run comes next."""
     remove(*prefixes)
-    os.sync()
-    time.sleep(SETTLE_S)
-    os.sync()
+    settle()
 
 
 def run(cmd, work, repeat, clean, baseline=None):
