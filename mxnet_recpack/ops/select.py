@@ -140,7 +140,7 @@ def _labels_from_list(records, positions, list_file, options):
 def _labels_from_mapping(records, positions, mapping):
     table = _read_mapping(mapping)
     stored = records.labels(positions)
-    if any(np.ndim(s) for s in stored):
+    if any(isinstance(s, np.ndarray) for s in stored):  # labels() gives floats or vectors
         raise OptionError("a label mapping maps single labels, but some records hold label "
                           "vectors; give new labels by key with list_file= (--list) instead")
     out = [table.get(float(s)) for s in stored]

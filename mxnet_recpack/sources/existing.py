@@ -21,7 +21,19 @@ __all__ = ["RecordItems", "LabelTable"]
 class LabelTable:
     """A label per item, or none (keep the stored one), packed in arrays (cheap to pickle)."""
 
+    _SCALARS = (float, int, np.floating, np.integer)
+
     def __init__(self, labels):
+        labels = list(labels)
+        if all(label is None or isinstance(label, self._SCALARS) for label in labels):
+            # the common case (relabel by a mapping, a filter's kept labels): no vector labels
+            present = np.fromiter((label is not None for label in labels), bool, len(labels))
+            values = np.fromiter((0.0 if label is None else label for label in labels),
+                                 np.float32, len(labels))
+            self.values = values[present]
+            self.starts = np.concatenate(([0], np.cumsum(present))).astype(np.int64)
+            self.vector = np.zeros(len(labels), bool)
+            return
         values, starts, vector = [], [0], []
         for label in labels:
             if label is None:
