@@ -12,6 +12,7 @@ from .errors import OptionError
 from .format.names import rec_path_for, strip_suffix
 from .options import OPTIONS, resolve
 from .pipeline import adapters
+from .pipeline.executors import copy_threads
 from .pipeline.jobs import write_parts
 from .pipeline.summary import WriteSummary
 from .sources.image_list import ImageList
@@ -127,6 +128,8 @@ def run_im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
                                  "resume", "storage_options", "batch_size", "nsplit", "part",
                                  "dask", "progress", "detection_labels")}
     options["num_workers"] = p["num_thread"] if p["num_thread"] > 1 else 0
+    if p["pass_through"] and options["num_workers"] > 1 and not is_url(p["root"]):
+        options["num_workers"] = copy_threads(options["num_workers"])  # GIL-bound copies
     if not p["insightface"]:
         return write_parts(part_dataset, rec, options=options, run_info=run_info)
     if p["nsplit"] > 1 or p["append"]:

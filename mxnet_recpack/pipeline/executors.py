@@ -14,6 +14,7 @@ count.
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import pickle
 import threading
 import time
@@ -23,10 +24,22 @@ from ..options import validate
 from . import adapters
 from .workers import WorkerState, worker_start
 
-__all__ = ["run_batches", "check_picklable"]
+__all__ = ["run_batches", "check_picklable", "copy_threads"]
 
 log = logging.getLogger(__name__)
 _POLL_S = 0.2
+
+
+def copy_threads(requested):
+    """Reader threads for items that are mostly Python holding the GIL (files' bytes stored as
+    they are, read from local disks): at most one per core beside the writer's thread. More only
+    contend for the GIL: measured on 2 cores, 25,000 pass-through files took 1.6-2.0 s with one
+    reader thread and 2.5 s with two."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(requested, cores - 1))
 
 
 def _batches(n, batch_size):
