@@ -255,8 +255,8 @@ OPTIONS = {o.name: o for o in (
          "worker processes (or threads) that read, transform and encode items; 0: this one"),
     _opt("num_thread", 1, _int_at_least(1), "an integer >= 1",
          "parallel reader/encoder workers; unlike im2rec.py, the output order never depends "
-         "on it (pass-through from local files uses at most one reader per core beside the "
-         "writer: copying bytes holds Python's GIL, so more threads only contend)",
+         "on it (im2rec --pass-through from local files uses at most one reader per core "
+         "beside the writer: copying bytes holds Python's GIL, so more threads only contend)",
          "--num-thread", {"type": int}),
     _opt("batch_size", 32, _int_at_least(1), "an integer >= 1", "images per worker task",
          "--batch-size", {"type": int}),

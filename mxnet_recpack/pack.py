@@ -148,9 +148,12 @@ def write_property(rec, storage_options=None):
     from .sources.insightface import property_text, read_layout
     from .sources.records import RecordSet
     records = RecordSet(rec, storage_options=storage_options)
-    layout = read_layout(records)
-    first = records.record(int(layout.images[0]))[2] if layout.first > 1 else b""
-    info = probe_image(bytes(first[:1 << 16])) if len(first) else None
+    try:
+        layout = read_layout(records)
+        first = records.record(int(layout.images[0]))[2] if layout.first > 1 else b""
+        info = probe_image(bytes(first[:1 << 16])) if len(first) else None
+    finally:
+        records.close()
     height, width = (info.height, info.width) if info is not None and info.width else (0, 0)
     folder = rec.rsplit("/", 1)[0] if is_url(rec) else os.path.dirname(os.path.abspath(rec))
     write_small(folder + "/property", property_text(layout.end - layout.first, height, width),

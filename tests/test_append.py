@@ -70,18 +70,20 @@ def test_until_the_commit_every_reader_sees_the_old_records(tmp_path, real_reade
     script.write_text(APPEND_AND_WAIT)
     flag = tmp_path / "halfway"
     proc = subprocess.Popen([sys.executable, str(script), rec, str(flag)])
-    deadline = time.monotonic() + 60
-    while not flag.exists():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
-    assert [r[0] for r in real_reader(rec)] == old
-    if MXNET:
-        import mxnet as mx
-        it = mx.io.ImageRecordIter(path_imgrec=rec, path_imgidx=idx_of(rec),
-                                   data_shape=(3, 24, 24), batch_size=1)
-        assert sorted(int(b.label[0].asnumpy()[0]) for b in it) == list(range(5))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.monotonic() + 60
+        while not flag.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        assert [r[0] for r in real_reader(rec)] == old
+        if MXNET:
+            import mxnet as mx
+            it = mx.io.ImageRecordIter(path_imgrec=rec, path_imgidx=idx_of(rec),
+                                       data_shape=(3, 24, 24), batch_size=1)
+            assert sorted(int(b.label[0].asnumpy()[0]) for b in it) == list(range(5))
+    finally:  # killed mid-append, and never left behind by a failed check
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     assert digest(rec, idx_of(rec), str(tmp_path / "a.crc")) == before
     with RecordFileWriter(rec, encoding=".png", append=True) as w:
         w.write(np.zeros((8, 8, 3), np.uint8), 9)

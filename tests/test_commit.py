@@ -104,6 +104,8 @@ KILL_AT_RENAME = textwrap.dedent("""
     def replace(src, dst):
         real(src, dst)
         if str(dst).endswith(".rec"):  # the new .rec is in place, the .idx not yet
+            if os.environ.get("INTERRUPT") == "ctrl-c":  # the run's own clean-up then runs
+                raise KeyboardInterrupt
             os.kill(os.getpid(), signal.SIGKILL)
     os.replace = replace
     from mxnet_recpack.cli import main
@@ -111,26 +113,34 @@ KILL_AT_RENAME = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("next_command", ["verify", "im2rec", "index"])
+@pytest.mark.parametrize("next_command,interrupt", [
+    ("verify", "kill"), ("im2rec", "kill"), ("index", "kill"), ("verify", "ctrl-c")])
 def test_a_kill_between_the_renames_is_finished_by_the_next_command(tmp_path, image_folder,
-                                                                    next_command):
+                                                                    next_command, interrupt):
     root, lst, rows = image_folder
     old_pair(tmp_path / "data.rec")
     write_lst(tmp_path / "data.lst", rows)
     script = tmp_path / "kill.py"
     script.write_text(KILL_AT_RENAME)
     result = subprocess.run([sys.executable, str(script), "im2rec", "-q", str(tmp_path / "data"),
-                             root], capture_output=True, text=True, timeout=120)
-    assert result.returncode == -signal.SIGKILL
+                             root], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, INTERRUPT=interrupt))
+    assert result.returncode == (-signal.SIGKILL if interrupt == "kill" else 130), result.stderr
     assert os.path.exists(tmp_path / "data.rec.journal")  # new .rec beside the old .idx
     cmd = {"verify": ("verify", tmp_path / "data.rec"),
            "im2rec": ("im2rec", "-q", "--no-overwrite", tmp_path / "data", root),
            "index": ("index", tmp_path / "data.rec")}[next_command]
     settled = subprocess.run(recpack_cmd(*cmd), capture_output=True, text=True, timeout=120)
     assert "finished an interrupted commit: the new files are in place" in settled.stderr
+    if next_command != "im2rec":  # (im2rec --no-overwrite then refuses the pair that is there)
+        assert settled.returncode == 0, settled.stderr
     assert list(RecordDataset(str(tmp_path / "data.rec")).keys) == [k for k, _, _ in rows]
     assert rp.verify(str(tmp_path / "data.rec")).problems == []
     assert not os.path.exists(tmp_path / "data.rec.journal")
+    write_lst(tmp_path / "clean.lst", rows)  # the whole new pair: what an uninterrupted run makes
+    rp.im2rec(str(tmp_path / "clean.lst"), None, {"root": root}, str(tmp_path / "clean"))
+    assert digest(tmp_path / "data.rec", tmp_path / "data.idx") == \
+        digest(tmp_path / "clean.rec", tmp_path / "clean.idx")
 
 
 def test_a_full_disk_during_an_append_leaves_the_file_as_it_was(tmp_path, full_disk,

@@ -269,6 +269,10 @@ def test_rewrite_reencodes_in_parallel_and_keeps_keys_and_labels(tmp_path, image
     assert read(tmp_path / "ref.rec") == read(tmp_path / "one.rec")
     flipped = rp.rewrite(rec, tmp_path / "t.rec", lambda img: img[:, ::-1], resize=40)[0]
     assert flipped.written == len(src)
+    for k, payload in payloads(tmp_path / "t.rec").items():  # the transform ran on each
+        mirrored = mx.image.imdecode(mx.recordio.unpack(payload)[1]).asnumpy()
+        plain = mx.image.imdecode(mx.recordio.unpack(got[k])[1]).asnumpy()[:, ::-1]
+        assert np.abs(mirrored.astype(int) - plain).mean() < 8  # the same, up to JPEG loss
 
 
 @pytest.mark.mxnet
@@ -306,7 +310,28 @@ def test_a_file_without_an_index_is_read_from_its_records(tmp_path, two_files):
     shutil.copy(a, tmp_path / "noidx.rec")  # im2rec.cc writes no .idx
     rp.merge(tmp_path / "m.rec", [tmp_path / "noidx.rec", b])
     assert list(payloads(tmp_path / "m.rec")) == [0, 1, 2, 3, 4, 5, 2000, 2001, 2002, 2003]
+    rp.filter_records(tmp_path / "noidx.rec", tmp_path / "f.rec", drop_flagged=True)
+    assert payloads(tmp_path / "f.rec") == payloads(a)  # nothing flagged: no .idx is no fault
     assert not os.path.exists(tmp_path / "noidx.idx")
+
+
+def test_labels_match_as_float32_stores_them_and_keys_files_hold_any_key(tmp_path):
+    """0.1 is stored as float32(0.1): filter and relabel given 0.1 must find it; a keys file
+    may name keys beyond 2**53 (a float would round them)."""
+    rec = str(tmp_path / "f.rec")
+    with RecordFileWriter(rec, encoding=".png") as w:
+        for k, img in zip((0, 1, 2**60 + 1), noise(3, 6)):
+            w.write(img, 0.1 if k == 1 else 0.5, key=k)
+    rp.filter_records(rec, tmp_path / "l.rec", labels=[0.1])
+    assert list(payloads(tmp_path / "l.rec")) == [1]
+    rp.relabel(rec, tmp_path / "r.rec", mapping={0.1: 3, 0.5: 4})
+    assert mx_labels(tmp_path / "r.rec") == [4.0, 3.0, 4.0]
+    (tmp_path / "keys.txt").write_text("%d\n" % (2**60 + 1))
+    rp.filter_records(rec, tmp_path / "k.rec", keep_keys=tmp_path / "keys.txt")
+    assert list(payloads(tmp_path / "k.rec")) == [2**60 + 1]
+    (tmp_path / "bad.txt").write_text("%d\n" % 2**64)
+    with pytest.raises(OptionError, match="not a record key"):
+        rp.filter_records(rec, tmp_path / "x.rec", keep_keys=tmp_path / "bad.txt")
 
 
 def test_commands_on_the_command_line(tmp_path, two_files):

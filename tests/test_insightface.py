@@ -170,6 +170,10 @@ def test_operations_rebuild_the_layout(tmp_path):
         rp.merge(tmp_path / "x.rec", [rec, tmp_path / "f.rec"])
     with pytest.raises(OptionError, match="InsightFace's layout"):
         rp.shuffle(rec, tmp_path / "x.rec")
+    with pytest.raises(OptionError, match="InsightFace's layout"):  # parts would lose it
+        rp.rewrite(rec, tmp_path / "x.rec", resize=16, nsplit=2)
+    rp.rewrite(rec, tmp_path / "w.rec", resize=16)
+    assert len(check_face_file(tmp_path / "w.rec", 4)) == 10  # keys kept: the layout holds
     assert not os.path.exists(tmp_path / "x.rec")
     rp.filter_records(rec, tmp_path / "plain.rec", drop_label_only=True)
     it = mx.io.ImageRecordIter(path_imgrec=str(tmp_path / "plain.rec"), data_shape=(3, 24, 24),

@@ -21,6 +21,7 @@ import random
 import numpy as np
 
 from ..errors import DuplicateKeyError, OptionError
+from ..format.header import MAX_KEY
 from ..format.names import index_path_for, part_path, rec_path_for, stem
 from ..options import D, check_parts, resolve, validate
 from ..pipeline.jobs import LOADER_OPTIONS, WRITER_OPTIONS, WriteJob, run_jobs, split_positions
@@ -79,7 +80,7 @@ def run_edit(items_by_output, options, what):
     jobs = []
     for output, items in items_by_output:
         writer = {n: opts.get(n, getattr(D, n)) for n in WRITER_OPTIONS}
-        if items.made:  # a layout's ranges count every image: a skipped one would break them
+        if items.strict:  # a layout's ranges count every image: a skipped one would break them
             writer["max_failures"] = 0
         jobs.append(WriteJob(items, output, writer_options=writer,
                              loader_options={n: opts[n] for n in LOADER_OPTIONS},
@@ -115,10 +116,16 @@ def file_layouts(records):
         mine = np.flatnonzero(records._file == f)
         one = records.subset(mine)
         layout = read_layout(one)
-        out.append(None if layout is None else layout._replace(
-            header=mine[layout.header], images=np.where(layout.images >= 0,
-                                                        mine[np.maximum(layout.images, 0)], -1)))
+        if layout is not None:  # positions in the whole set, not in this file's subset
+            layout = layout._replace(header=mine[layout.header],
+                                     images=_in_whole(mine, layout.images),
+                                     identities=_in_whole(mine, layout.identities))
+        out.append(layout)
     return out
+
+
+def _in_whole(mine, at):
+    return np.where(at >= 0, mine[np.maximum(at, 0)], -1)
 
 
 def _check_unique_keys(records):
@@ -224,14 +231,15 @@ def read_keys_file(path):
             field = line.split("#", 1)[0].split(None, 1)
             if not field:
                 continue
+            text = field[0][:-2] if field[0].endswith(".0") else field[0]  # "12.0" from a .lst
             try:
-                value = float(field[0])
-                if value != int(value) or value < 0:
+                value = int(text)
+                if not 0 <= value <= MAX_KEY:
                     raise ValueError
             except ValueError:
-                raise OptionError("%s:%d: %r is not a record key (an integer >= 0)"
+                raise OptionError("%s:%d: %r is not a record key (an integer in [0, 2**64))"
                                   % (path, n, field[0])) from None
-            keys.append(int(value))
+            keys.append(value)
     return np.array(keys, dtype=np.uint64)
 
 

@@ -18,7 +18,7 @@ from ..options import D, check_parts, validate
 from ..pipeline import adapters
 from ..pipeline.jobs import split_positions
 from ..sources.existing import RecordItems
-from .edit import check_output, open_inputs, run_edit
+from .edit import check_output, file_layouts, open_inputs, run_edit
 
 __all__ = ["rewrite", "Reencode", "REWRITE_OPTIONS"]
 
@@ -141,9 +141,16 @@ def rewrite(input, output: str | os.PathLike, transform: Callable | None = None,
     edit = Reencode(image_options, transform, boxes=bool(detection_labels))
     jobs = []
     nsplit = validate("nsplit", nsplit)
+    # An InsightFace file keeps its keys, so its layout holds if every image is stored, whole.
+    layout = any(one is not None for one in file_layouts(records))
+    if layout and nsplit > 1:
+        raise OptionError("%s is in InsightFace's layout (its header and identity records "
+                          "count every image): rewrite it whole, then split it with `recpack "
+                          "split`, which makes each part's layout" % ", ".join(records.paths))
     for k in check_parts(nsplit, part):
         out = output if nsplit == 1 else part_path(output, k)
         check_output(out, records.paths)
         mine = split_positions(len(records), nsplit, k)
-        jobs.append((out, RecordItems(records, mine, edit=edit, what="rewrite")))
+        jobs.append((out, RecordItems(records, mine, edit=edit, what="rewrite",
+                                      strict=layout)))
     return run_edit(jobs, options, "rewrite")

@@ -29,16 +29,26 @@ def _first_values(records, positions):
                      for v in records.labels(positions)], dtype=np.float64)
 
 
+def _as_stored(values):
+    """Label values as a record stores them (float32), to compare with stored labels: 0.1
+    given matches the 0.1 that was stored."""
+    return np.asarray(list(values), dtype=np.float32).astype(np.float64)
+
+
 def _flagged(records, options):
     """Positions of records that ``verify`` reports a problem with (decoding every image)."""
     from .verify import verify
     flagged = []
     for f, path in enumerate(records.paths):
         result = verify(path, num_threads=max(1, options.get("num_workers") or 1),
-                        max_problems=len(records) + 1000)
+                        max_problems=len(records) + 1000,
+                        storage_options=options.get("storage_options"))
+        has_index = f not in records.scanned
         mine = np.flatnonzero(records._file == f)
         at = {int(records._offsets[p]): int(p) for p in mine}
         for problem in result.problems:
+            if problem["offset"] is None and not has_index:
+                continue  # "no index file": the records were found by scanning instead
             p = at.get(problem["offset"])
             if p is None:
                 raise OptionError("%s: verify found a problem that dropping records cannot fix "
@@ -91,9 +101,9 @@ def filter_records(input, output: str | os.PathLike, *, keep_keys=None, drop_key
         values = np.full(len(records), np.nan)
         values[keep] = _first_values(records, np.flatnonzero(keep))
         if labels is not None:
-            keep &= np.isin(values, np.asarray(list(labels), dtype=np.float64))
+            keep &= np.isin(values, _as_stored(labels))
         if drop_labels is not None:
-            keep &= ~np.isin(values, np.asarray(list(drop_labels), dtype=np.float64))
+            keep &= ~np.isin(values, _as_stored(drop_labels))
     if drop_flagged:
         keep[_flagged(records, options)] = False
     chosen = np.flatnonzero(keep)
@@ -107,7 +117,7 @@ def filter_records(input, output: str | os.PathLike, *, keep_keys=None, drop_key
 
 def _read_mapping(mapping):
     if not isinstance(mapping, (str, os.PathLike)):
-        return {float(k): normalize_label(v) for k, v in dict(mapping).items()}
+        return {float(np.float32(k)): normalize_label(v) for k, v in dict(mapping).items()}
     out = {}
     with open(os.fspath(mapping), encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -115,7 +125,7 @@ def _read_mapping(mapping):
             if not fields:
                 continue
             try:
-                old, new = float(fields[0]), [float(v) for v in fields[1:]]
+                old, new = float(np.float32(fields[0])), [float(v) for v in fields[1:]]
                 if not new:
                     raise ValueError
             except ValueError:

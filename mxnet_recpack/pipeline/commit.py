@@ -21,7 +21,7 @@ from ..format.checks import check_pair, recover_partial
 from ..format.checksums import Checksums, crc32c, read_checksums, write_checksums
 from ..format.index import IndexEntries, format_index_line, read_index_arrays
 from ..format.names import crc_path_for, index_path_for, report_path_for
-from ..storage.local import write_all
+from ..storage.local import remove_file, write_all
 from .journal import CommitError, commit, journal_path_for, recover
 from .lock import OutputLock
 from .runstate import RunState, target_fingerprint
@@ -35,12 +35,6 @@ _WRITEBACK_STEP = 32 << 20
 _FADVISE = getattr(os, "posix_fadvise", None)
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
 
-
-def _drop(path):
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 class OutputTransaction:
@@ -118,7 +112,7 @@ class OutputTransaction:
         self.rec = os.fdopen(fd, "r+b", buffering=0)
         self.idx = open(self.idx_tmp, "a" if length else "w", encoding="ascii", newline="\n")
         for p in (self.report_tmp, self.crc_tmp):
-            _drop(p)
+            remove_file(p)
         if not length:
             self.state = RunState()
         self.save_state()
@@ -255,8 +249,9 @@ class OutputTransaction:
         os.replace(tmp, self.state_path)
 
     # -- finishing ----------------------------------------------------------------------------
-    def commit(self, *, report=False):
-        """Make the run's files the output, as a whole (see :mod:`.journal`)."""
+    def commit(self, *, report=False, keep_lock=False):
+        """Make the run's files the output, as a whole (see :mod:`.journal`). With
+        ``keep_lock`` the target stays locked until :meth:`release` (an upload still to come)."""
         for f in (self.rec, self.idx):
             f.flush()
             os.fsync(f.fileno())
@@ -277,7 +272,14 @@ class OutputTransaction:
                    append=(self.path, self.length, self.rec_tmp))
         else:
             commit(self.journal, [(self.rec_tmp, self.path)] + members, removes)
-        _drop(self.state_path)
+        remove_file(self.state_path)
+        if keep_lock:
+            self._close_files()
+        else:
+            self._close()
+
+    def release(self):
+        """Unlock the target after ``commit(keep_lock=True)``."""
         self._close()
 
     def discard(self, *, keep=False):
@@ -285,10 +287,12 @@ class OutputTransaction:
         files are removed, or kept for a later ``resume`` when ``keep``."""
         self._close_files()
         try:
-            if not keep:
+            # A commit stopped part-way (an interrupt, not an OSError) leaves its journal: the
+            # next command that takes the lock finishes or undoes it, and needs these files.
+            if not keep and not os.path.exists(self.journal):
                 for p in (self.rec_tmp, self.idx_tmp, self.report_tmp, self.crc_tmp,
                           self.state_path):
-                    _drop(p)
+                    remove_file(p)
         finally:
             self._close()
 

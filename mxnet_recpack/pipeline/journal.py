@@ -30,7 +30,7 @@ import os
 import shutil
 
 from ..errors import CommitError, OutputLockedError
-from ..storage.local import copy_range, fsync_dir
+from ..storage.local import copy_range, fsync_dir, remove_file
 from .lock import OutputLock
 
 __all__ = ["journal_path_for", "commit", "recover", "settle", "tail_sha256", "CommitError"]
@@ -70,16 +70,9 @@ def _read_journal(path):
         return None
 
 
-def _drop(path):
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
 def _second_name(final, old):
     """Give ``final`` the second name ``old`` (a hard link: readers keep the first)."""
-    _drop(old)
+    remove_file(old)
     try:
         os.link(final, old)
     except OSError:  # no hard links here (some network file systems): a copy
@@ -151,7 +144,7 @@ def _roll_forward(entry):
         _copy_tail(entry)
     for m in entry["members"]:
         if m["new"] is None:
-            _drop(m["final"])
+            remove_file(m["final"])
         elif os.path.exists(m["new"]):
             os.replace(m["new"], m["final"])
     if entry["members"]:
@@ -171,7 +164,7 @@ def _roll_back(journal, entry):
             if not os.path.exists(old):
                 continue  # restored already
             if not renamed:
-                _drop(old)  # the final was never replaced: the second name just goes
+                remove_file(old)  # the final was never replaced: the second name just goes
                 continue
             if new is not None and os.path.exists(final):
                 _second_name(final, new)  # keep the new file under its temporary name
@@ -183,16 +176,16 @@ def _roll_back(journal, entry):
             f.truncate(entry["length"])
             os.fsync(f.fileno())
     fsync_dir(journal)
-    _drop(journal)
+    remove_file(journal)
 
 
 def _finish(journal, entry):
-    _drop(journal)
+    remove_file(journal)
     for m in entry["members"]:
         if m["old"] is not None:
-            _drop(m["old"])
+            remove_file(m["old"])
     if entry["kind"] == "append":
-        _drop(entry["tail"])
+        remove_file(entry["tail"])
     fsync_dir(journal)
 
 
@@ -208,7 +201,7 @@ def recover(journal):
     if entry is None:
         return None
     if entry.get("kind") == "append" and not _same_file(entry):
-        _drop(journal)
+        remove_file(journal)
         return ("found the journal of an interrupted append, but %s was replaced since: left "
                 "as it is" % entry["rec"])
     if entry.get("state") == "rolling-back":

@@ -91,10 +91,6 @@ class OutputLock:
         self.release()
         return False
 
-    @property
-    def held(self):
-        return self._fd is not None
-
     def fileno(self):
         return self._fd
 

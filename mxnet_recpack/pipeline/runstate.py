@@ -6,19 +6,16 @@ import json
 import os
 
 from ..errors import OptionError
+from .journal import tail_sha256
 
 __all__ = ["RunState", "target_fingerprint"]
 
-_TAIL = 1 << 16
 
-
-def target_fingerprint(rec, idx, length=None):
-    """What an append starts from: the ``.rec``'s length, a hash of its last 64 KiB before
-    ``length``, and a hash of the ``.idx``: a resumed append refuses a target that changed."""
-    length = os.path.getsize(rec) if length is None else length
-    with open(rec, "rb") as f:
-        f.seek(max(0, length - _TAIL))
-        tail = hashlib.sha256(f.read(min(length, _TAIL))).hexdigest()
+def target_fingerprint(rec, idx):
+    """What an append starts from: the ``.rec``'s length, a hash of its last 64 KiB, and a
+    hash of the ``.idx``: a resumed append refuses a target that changed."""
+    length = os.path.getsize(rec)
+    tail = tail_sha256(rec, length)
     with open(idx, "rb") as f:
         index = hashlib.sha256(f.read()).hexdigest()
     return {"length": length, "tail_sha256": tail, "idx_sha256": index}

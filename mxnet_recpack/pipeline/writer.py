@@ -365,7 +365,7 @@ class RecordFileWriter:
         failed = self._report.count
         try:
             self._report.close()
-            self._out.commit(report=failed > 0)
+            self._out.commit(report=failed > 0, keep_lock=bool(self._remote))
         except CommitError:
             self.abort(keep_partial=True)  # complete: fix the cause, then resume commits it
             raise
@@ -376,8 +376,11 @@ class RecordFileWriter:
             self._closed = True
             members = [self._out.path, self._out.idx_path, self._out.crc_path,
                        self._out.report_path]
-            self._remote.commit([p for p in members if os.path.exists(p)],
-                                removes=[p for p in members if not os.path.exists(p)])
+            try:  # still locked: no second run on this URL touches the staged files meanwhile
+                self._remote.commit([p for p in members if os.path.exists(p)],
+                                    removes=[p for p in members if not os.path.exists(p)])
+            finally:
+                self._out.release()
         self._closed = True
         self.summary = WriteSummary(self.path, len(self._keys), failed, self._offset,
                                     time.monotonic() - self._started,

@@ -90,7 +90,7 @@ class RecordItems:
     """
 
     def __init__(self, records, positions, *, keys=None, set_ids=False, labels=None, made=None,
-                 edit=None, what="copy"):
+                 edit=None, what="copy", strict=None):
         self.records = records
         self.positions = np.asarray(positions, dtype=np.int64)
         if keys is None:
@@ -99,6 +99,9 @@ class RecordItems:
         self.set_ids = set_ids
         self.labels = labels
         self.made = dict(made or {})
+        #: Every item must be stored (a layout whose ranges count every image: one skipped
+        #: would break them); by default, when records are made (a layout's header records).
+        self.strict = bool(self.made) if strict is None else strict
         self.edit = edit
         self.what = what
         #: Copying is reads and memcpy (threads run it in parallel); an edit may not be.

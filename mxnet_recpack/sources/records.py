@@ -168,6 +168,8 @@ class RecordSet:
         self._scan = scan
         self._files = _Files(self.paths, storage_options)
         keys, offsets, sizes, files = [], [], [], []
+        #: The files that have no .idx: their records were found by scanning the frames.
+        self.scanned = set()
         for f, path in enumerate(self.paths):
             k, o, s = self._scan_index(f, path)
             keys.append(k)
@@ -200,6 +202,7 @@ class RecordSet:
     def _scan_index(self, f, path):
         idx = index_path_for(path)
         if self._scan and not self._exists(idx):
+            self.scanned.add(f)
             return self._scan_records(f, path)
         if is_url(idx):
             from ..storage import read_bytes

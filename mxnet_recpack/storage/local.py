@@ -6,7 +6,7 @@ Standard library only.
 import os
 import stat
 
-__all__ = ["read_local", "write_all", "copy_range", "fsync_dir"]
+__all__ = ["read_local", "write_all", "copy_range", "fsync_dir", "remove_file"]
 
 
 def read_local(path):
@@ -78,3 +78,11 @@ def fsync_dir(path):
         pass
     finally:
         os.close(fd)
+
+
+def remove_file(path):
+    """Delete ``path``; one that is already gone is fine."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

@@ -135,10 +135,13 @@ class RemoteOutput:
                     self.fs.rm_file(final)
                     replaced.append(final)
         except Exception as exc:
-            self._restore(replaced, backups)
+            for final in self._restore(replaced, backups):  # keep what could not go back
+                kept = backups.pop(final)
+                log.error("%s could not be restored; the previous version is kept at %s",
+                          final, kept)
             raise CommitError("%s: uploading the new files failed (%s: %s); the files at the "
-                              "URL are as they were, and the new ones complete in %s: run "
-                              "again to upload them" % (self.url, type(exc).__name__, exc,
+                              "URL are as they were (the new ones are complete in %s); "
+                              "run the command again" % (self.url, type(exc).__name__, exc,
                                                         os.path.dirname(self.local))) from exc
         finally:
             for key in list(staged.values()) + list(backups.values()):
@@ -152,17 +155,15 @@ class RemoteOutput:
             os.remove(local_path)
 
     def _restore(self, replaced, backups):
+        """Put the finals back; the ones whose backup could not be copied back."""
+        failed = []
         for final in replaced:
             try:
                 if final in backups:
                     self.fs.copy(backups[final], final)
                 else:
                     self.fs.rm_file(final)
-            except Exception:  # noqa: BLE001 - report what could not be put back
-                log.error("%s could not be restored from %s", final, backups.get(final))
-
-    def remove(self, local_path):
-        """Delete the remote counterpart of ``local_path`` if it exists (a stale report)."""
-        remote = self._remote(local_path)
-        if self.fs.exists(remote):
-            self.fs.rm_file(remote)
+            except Exception:  # noqa: BLE001 - reported by the caller, the backup kept
+                if final in backups:
+                    failed.append(final)
+        return failed
