@@ -51,9 +51,9 @@ def main(argv=None):
     except (KeyboardInterrupt, SystemExit) as exc:
         if isinstance(exc, SystemExit) and exc.code != 143:
             raise
-        print("recpack: interrupted; the output is as it was, or, if this stopped its commit, "
-              "the next recpack command on it finishes the commit (continue a pack with "
-              "--resume)", file=sys.stderr)
+        print("recpack: interrupted; the output is as it was (if this stopped its commit, the "
+              "next recpack command on it finishes the commit); continue with --resume",
+              file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - anything else: one line, not a traceback
         if args.verbose:
