@@ -315,6 +315,7 @@ def test_a_file_without_an_index_is_read_from_its_records(tmp_path, two_files):
     assert not os.path.exists(tmp_path / "noidx.idx")
 
 
+@pytest.mark.mxnet
 def test_labels_match_as_float32_stores_them_and_keys_files_hold_any_key(tmp_path):
     """0.1 is stored as float32(0.1): filter and relabel given 0.1 must find it; a keys file
     may name keys beyond 2**53 (a float would round them)."""
