@@ -20,6 +20,7 @@ __all__ = [
     "DuplicateKeyError",
     "OutputLockedError",
     "CommitError",
+    "OutputError",
     "TransformError",
 ]
 
@@ -120,8 +121,17 @@ class OutputLockedError(RecpackError, BlockingIOError):
 
 
 class CommitError(RecpackError, OSError):
-    """A step of the commit failed (a rename refused, the disk full): the previous files are
-    back in place, as a whole; the message names the file and the cause."""
+    """A step of the commit failed (a rename refused, the disk full). The message names the
+    file, the step and the cause, and says where the files are: the previous ones intact or back
+    in place as a whole (the new ones kept for ``resume``), or, when even undoing failed, that
+    the journal remains for the next command to settle. ``errno`` is the system's, ``step``
+    what was being done."""
+
+
+class OutputError(RecpackError, OSError):
+    """Writing a run's files failed (a full disk, an I/O error, a file-size limit): the message
+    names the file, the step, whether the existing output is intact and whether the run can be
+    continued with ``resume``. ``errno`` is the system's."""
 
 
 class TransformError(RecpackError, RuntimeError):

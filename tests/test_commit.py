@@ -84,8 +84,9 @@ def test_a_refused_rename_leaves_the_whole_old_pair(tmp_path, image_folder, monk
                 raise PermissionError(1, "Operation not permitted", dst)
             return real(src, dst)
         monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(rp.CommitError, match=r"out\.rec: the commit could not complete \(.*"
-                                             r"out\.idx.*the previous files are back in place"):
+    with pytest.raises(rp.CommitError, match=r"out\.rec: the commit could not complete: .*"
+                                             r"out\.idx.*the previous files are back in place; "
+                                             r"the finished run is kept: .*--resume"):
         rp.im2rec(lst, None, {"root": root}, str(tmp_path / "out"))
     subprocess.run(["chattr", "-i", idx_of(rec)], capture_output=True)
     monkeypatch.undo()
@@ -143,8 +144,8 @@ def test_a_kill_between_the_renames_is_finished_by_the_next_command(tmp_path, im
         digest(tmp_path / "clean.rec", tmp_path / "clean.idx")
 
 
-def test_a_full_disk_during_an_append_leaves_the_file_as_it_was(tmp_path, full_disk,
-                                                                monkeypatch):
+def test_a_full_disk_during_an_append_leaves_the_file_as_it_was_and_resume_finishes(
+        tmp_path, full_disk, monkeypatch):
     folder = full_disk or tmp_path
     rec = old_pair(folder / "a.rec", n=3)
     before = digest(rec, idx_of(rec), str(folder / "a.crc"))
@@ -159,13 +160,26 @@ def test_a_full_disk_during_an_append_leaves_the_file_as_it_was(tmp_path, full_d
                 raise OSError(28, "No space left on device")
             return real(fd, buffers)
         monkeypatch.setattr(os, "writev", writev)
-    with pytest.raises(OSError, match=r"a\.rec: No space left on device while writing records"):
+    with pytest.raises(rp.OutputError, match=r"a\.rec: could not write the records: no space "
+                                             r"left on device \(while writing the records to "
+                                             r".*a\.rec\.pack\.partial\); the previous files are "
+                                             r"intact; the partial run is kept: free space, then "
+                                             r"run the same command with --resume"):
         with RecordFileWriter(rec, encoding=".png", quality=0, append=True) as w:
             w.write_dataset(noise, batch_size=2)
     monkeypatch.undo()
     assert digest(rec, idx_of(rec), str(folder / "a.crc")) == before
-    assert leftovers(folder) == []
     assert len(RecordDataset(rec)) == 3
+    assert os.path.exists(rec + ".pack.partial")  # what was written is kept for the resume
+    if full_disk is not None:  # free space: the file system grows
+        subprocess.run(["mount", "-o", "remount,size=64m", str(full_disk)], check=True)
+    with RecordFileWriter(rec, encoding=".png", quality=0, append=True, resume=True) as w:
+        w.write_dataset(noise, batch_size=2)
+    ref = old_pair(tmp_path / "ref.rec", n=3)
+    with RecordFileWriter(ref, encoding=".png", quality=0, append=True) as w:
+        w.write_dataset(noise, batch_size=2)
+    assert digest(rec, idx_of(rec)) == digest(ref, idx_of(ref))
+    assert leftovers(folder) == []
 
 
 @pytest.mark.s3

@@ -37,8 +37,9 @@ def _run_index(args):
             for stretch in result["damaged"]:
                 print("%s: byte offset %d: left out: %s" % (args.rec, stretch["offset"],
                                                             stretch["reason"]))
-            print("%s: %d intact records of %s, %d damaged stretch(es) left out"
-                  % (result["path"], result["kept"], args.rec, len(result["damaged"])))
+            print("%s: %d intact records of %s, %d damaged stretch(es) left out; %s"
+                  % (result["path"], result["kept"], args.rec, len(result["damaged"]),
+                     _checked(result)))
         return 0
     out = args.output or index_path_for(args.rec)
     if is_url(args.rec):  # index a local copy, then put the index beside the .rec
@@ -53,6 +54,16 @@ def _run_index(args):
     if not args.quiet:
         print("%s: indexed %d records" % (out, n))
     return 0
+
+
+def _checked(result):
+    if not result["sidecar"]:
+        return ("%s has no checksum sidecar, so no record could be checked against one: the new "
+                "pair has none (`recpack verify` decodes every image)" % "the input")
+    if result["checked"] == result["kept"]:
+        return "all %d checked against the input's checksums" % result["kept"]
+    return ("%d of them checked against the input's checksums; the new sidecar vouches for "
+            "those only" % result["checked"])
 
 
 def add_verify(sub):
@@ -106,5 +117,6 @@ def _run_verify(args):
             args.rec, result.records, ", ".join(what),
             ", all images decode" if result.decoded else ", image headers checked",
             {"match": ", checksums match", "none": ", no checksum sidecar",
-             "stale": ", checksum sidecar stale"}.get(result.checksums, "")))
+             "stale": ", %d records match the checksums of a sidecar that describes a file "
+                      "of another length" % result.checked}.get(result.checksums, "")))
     return 0

@@ -5,8 +5,13 @@ An image record passes when it is in a format MXNet's bundled decoder reads (JPE
 TIFF), non-empty, and decodes without libjpeg reporting damaged data. Label-only records (no
 image after the header: InsightFace's header and identity records) are accepted and counted.
 Failures: damaged frames and headers, an index that does not describe the file or lists a key
-twice, a record whose bytes do not match its CRC32C in ``NAME.crc``. Reported, not failed: keys
-that differ from header ids (``rec2idx.py`` makes such files on purpose), a stale sidecar.
+twice, a record whose bytes do not match its CRC32C in ``NAME.crc`` (matched by offset: a
+damaged stretch does not shift the others), a record the sidecar lists that is gone, an index
+key other than the one the sidecar recorded for that record, or, without a sidecar, a few keys
+that break the convention the rest of the file follows (key = header id, as im2rec and recpack
+write, or key = position, as ``rec2idx.py`` does). Reported, not failed: a file that keys its
+records its own way, a sidecar that describes a file of another length (its entries still
+vouch for the records they list).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 
 from ..errors import IndexFormatError, RecordFormatError
 from ..format.checks import walk
-from ..format.checksums import crc32c, read_checksums
+from ..format.checksums import Expected, crc32c, read_checksums
 from ..format.header import unpack_record
 from ..format.index import read_index
 from ..format.names import crc_path_for, index_path_for
@@ -51,7 +56,10 @@ class VerifyResult(namedtuple("VerifyResult", ["records", "problems"])):
     notes : list of str
         What is reported but not a failure (keys that differ from ids, a stale sidecar, ...).
     checksums : str
-        ``"match"``, ``"mismatch"``, ``"none"`` (no sidecar) or ``"stale"``.
+        ``"match"``, ``"mismatch"``, ``"none"`` (no sidecar) or ``"stale"`` (it describes a
+        file of another length; the records it lists were checked against it).
+    checked : int
+        Records whose bytes matched their CRC32C in the sidecar.
     decoded : bool
         Every image was decoded (not ``quick`` or ``decode=False``).
     """
@@ -59,7 +67,8 @@ class VerifyResult(namedtuple("VerifyResult", ["records", "problems"])):
     def as_dict(self):
         return {"records": self.records, "images": self.images, "label_only": self.label_only,
                 "problems": [dict(p) for p in self.problems], "notes": self.notes,
-                "checksums": self.checksums, "decoded": self.decoded, "ok": not self.problems}
+                "checksums": self.checksums, "checked": self.checked, "decoded": self.decoded,
+                "ok": not self.problems}
 
 
 class _Report:
@@ -90,6 +99,9 @@ def _load_index(idx_path, rec_path, report):
 
 
 def _load_checksums(rec_path, size, report):
+    """The sidecar and what it describes: ``"match"`` (this very file), ``"stale"`` (a file
+    of another length: cut short or appended to since; its entries still vouch for the records
+    they name), ``"none"``, or ``"mismatch"`` (unreadable)."""
     path = crc_path_for(rec_path)
     try:
         sums = read_checksums(path)
@@ -99,28 +111,41 @@ def _load_checksums(rec_path, size, report):
     if sums is None:
         return None, "none"
     if sums.length != size:
-        report.note("%s is stale: it describes a .rec of %d bytes, this one has %d (written by "
-                    "another tool since?); its checksums are not used" % (path, sums.length,
-                                                                         size))
-        return None, "stale"
+        report.note("%s is stale: it describes a .rec of %d bytes, this one has %d (cut short, "
+                    "or written by another tool since?): only the records it lists are checked "
+                    "against it" % (path, sums.length, size))
+        return sums, "stale"
     return sums, "match"
 
 
-def _walk(rec_path, sums, quick, decode, accept, report):
-    """Frames, headers, checksums and (quick) image structure; ``(found, to_decode, counts)``."""
-    found, images, label_only = {}, [], 0
+def _walk(rec_path, expected, quick, decode, accept, report):
+    """Frames, headers, checksums and (quick) image structure; ``(found, images, label_only,
+    recorded)``: ``found`` maps each whole record's offset to its header id, ``recorded`` to
+    the key the checksum sidecar recorded for it."""
+    found, recorded, images, label_only, checked = {}, {}, [], 0, 0
+    damaged = False
     with open(rec_path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        n = -1  # whole records so far: the sidecar lists them in file order
+        n = 0  # whole records so far
         for offset, _, payload, raw, error in walk(f, size, path=rec_path):
             if error is not None:
                 report.problem(offset, None, error.reason)
+                damaged = True
                 continue
+            j = expected.entry(n, offset, damaged)
             n += 1
-            if sums is not None:
-                if n >= len(sums) or crc32c(raw) != int(sums.crcs[n]):
-                    report.problem(offset, None, "its bytes do not match their CRC32C in the "
-                                   "checksum sidecar: the record changed since it was written")
+            if j is not None:
+                if crc32c(raw) != expected.crc(j):
+                    report.problem(offset, expected.key(j), "its bytes do not match their CRC32C "
+                                   "in the checksum sidecar: the record changed since it was "
+                                   "written")
+                else:
+                    checked += 1
+                recorded[offset] = expected.key(j)
+            elif expected.placed and expected.sums.covers == "all" and \
+                    offset < expected.sums.length:
+                report.problem(offset, None, "the checksum sidecar lists no record starting "
+                               "here: the records around it changed since they were written")
             try:
                 header, body = unpack_record(payload, offset=offset, path=rec_path)
             except RecordFormatError as exc:
@@ -137,13 +162,13 @@ def _walk(rec_path, sums, quick, decode, accept, report):
                 if problem:
                     report.problem(offset, int(header.id), problem)
                 images.append(None)
-        if sums is not None and len(found) != len(sums):
-            report.problem(None, None, "the checksum sidecar lists %d records, the file holds "
-                           "%d" % (len(sums), len(found)))
-    return found, images, label_only
+    for off, key in expected.missing()[:report.limit]:
+        report.problem(off, key, "the checksum sidecar lists a record here that the file no "
+                       "longer holds whole (damaged, cut short or removed)")
+    return found, images, label_only, recorded, checked
 
 
-def _check_index(entries, found, idx_path, report):
+def _check_index(entries, found, recorded, idx_path, rec_path, report):
     listed = Counter(off for _, off in entries)
     for key, n in Counter(k for k, _ in entries).items():
         if n > 1:
@@ -152,17 +177,45 @@ def _check_index(entries, found, idx_path, report):
     for off, n in listed.items():
         if n > 1:
             report.problem(off, None, "%s lists this offset %d times" % (idx_path, n))
-    differ = 0
-    for key, off in entries:
+    by_position = all(key == n for n, (key, _) in enumerate(entries))
+    for line, (key, off) in enumerate(entries, 1):
         if off not in found:
             report.problem(off, key, "the index points here but no whole record starts here")
-        elif found[off] is not None and found[off] != key:
-            differ += 1
+        elif recorded.get(off) is not None and recorded[off] != key and not by_position:
+            report.problem(off, key, "%s:%d lists key %d for the record the checksum sidecar "
+                           "recorded as key %d: the index was changed since the file was "
+                           "written, so readers by key get the wrong record; rebuild it with "
+                           "`recpack index %s`" % (idx_path, line, key, recorded[off], rec_path))
     for off in sorted(set(found) - set(listed)):
         report.problem(off, found[off], "record is not listed in the index %s" % idx_path)
-    if differ:
-        report.note("%d index keys differ from their records' header ids (rec2idx.py numbers "
-                    "records by position: readers by key use the index's keys)" % differ)
+    _check_key_convention(entries, found, recorded, idx_path, rec_path, report, by_position)
+
+
+def _check_key_convention(entries, found, recorded, idx_path, rec_path, report, by_position):
+    """Keys that differ from header ids. im2rec.py, im2rec.cc and recpack key every record by
+    its header id, and rec2idx.py by its position: a file that follows one of them except for a
+    few keys has an index that was changed (swapped or renumbered keys), which is a problem;
+    an index by position, or a file with a convention of its own, gets a note."""
+    rows = [(n, key, found[off]) for n, (key, off) in enumerate(entries)
+            if found.get(off) is not None and (by_position or recorded.get(off) is None)]
+    differ = [(n, key, hid) for n, key, hid in rows if key != hid]
+    if not differ:
+        return
+    if by_position:
+        report.note("%d index keys differ from their records' header ids: the index numbers "
+                    "records by position, as rec2idx.py does (readers by key use the index's "
+                    "keys)" % len(differ))
+        return
+    if 2 * len(differ) < len(rows):
+        for n, key, hid in differ[:report.limit]:
+            report.problem(entries[n][1], key, "%s:%d lists key %d for the record whose header "
+                           "id is %d, where the file's other records are listed by their ids: "
+                           "the index was changed (keys swapped or renumbered), so readers by "
+                           "key get the wrong record; rebuild it with `recpack index %s`"
+                           % (idx_path, n + 1, key, hid, rec_path))
+        return
+    report.note("%d index keys differ from their records' header ids (the file keys its records "
+                "its own way: readers by key use the index's keys)" % len(differ))
 
 
 def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None, *,
@@ -204,12 +257,14 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
     report = _Report(max_problems)
     entries = _load_index(idx_path, rec_path, report)
     sums, checksums = _load_checksums(rec_path, os.path.getsize(rec_path), report)
-    found, images, label_only = _walk(rec_path, sums, quick, decode, accept_jpeg_warnings,
-                                      report)
-    if checksums == "match" and any("CRC32C" in p["message"] for p in report.problems):
+    expected = Expected(sums, [o for _, o in entries] if entries is not None else None)
+    found, images, label_only, recorded, checked = _walk(
+        rec_path, expected, quick, decode, accept_jpeg_warnings, report)
+    if checksums in ("match", "stale") and any(
+            "checksum sidecar" in p["message"] for p in report.problems):
         checksums = "mismatch"
     if entries is not None:
-        _check_index(entries, found, idx_path, report)
+        _check_index(entries, found, recorded, idx_path, rec_path, report)
     todo = [x for x in images if x is not None]
     if todo:
         checks = DecodeChecks(rec_path, np.array([o for o, _ in todo], np.int64),
@@ -228,6 +283,7 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
     result = VerifyResult(len(found), report.problems)
     result.images, result.label_only = len(images), label_only
     result.notes, result.checksums = report.notes, checksums
+    result.checked = checked
     result.decoded = decode and not quick
     result.problem_count = report.count
     return result

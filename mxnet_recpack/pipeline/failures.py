@@ -5,6 +5,7 @@ import json
 import logging
 
 from ..format.index import complete_lines
+from ..storage.local import io_step
 
 __all__ = ["FailureReport", "SystematicFailure"]
 
@@ -77,7 +78,8 @@ class FailureReport:
 
     def _open(self):
         if self._file is None:
-            self._file = open(self.tmp_path, "w", encoding="utf-8")
+            with io_step("writing the failure report %s" % self.tmp_path):
+                self._file = open(self.tmp_path, "w", encoding="utf-8")
 
     def keep_earlier(self, below_index):
         """On resume: keep the interrupted run's lines for items before ``below_index``."""
@@ -90,8 +92,9 @@ class FailureReport:
                 break
         if lines:
             self._open()
-            self._file.writelines(lines)
-            self._file.flush()
+            with io_step("writing the failure report %s" % self.tmp_path):
+                self._file.writelines(lines)
+                self._file.flush()
             self.count += len(lines)
 
     def add(self, failure):
@@ -100,8 +103,9 @@ class FailureReport:
         if self.first is None:
             self.first = "%s: %s" % (failure["error"], failure["message"])
         self._open()
-        self._file.write(json.dumps(failure, sort_keys=True) + "\n")
-        self._file.flush()
+        with io_step("writing the failure report %s" % self.tmp_path):
+            self._file.write(json.dumps(failure, sort_keys=True) + "\n")
+            self._file.flush()
         log.warning("skipped item %s (key %s%s): %s: %s", failure["index"], failure["key"],
                     ", " + str(failure["source"]) if failure.get("source") else "",
                     failure["error"], failure["message"])
@@ -110,7 +114,7 @@ class FailureReport:
         """Close the file (idempotent); the commit moves it into place."""
         if self._file is not None:
             try:
-                self._file.close()
-            except OSError:
-                pass
-            self._file = None
+                with io_step("writing the failure report %s" % self.tmp_path):
+                    self._file.close()
+            finally:
+                self._file = None

@@ -10,11 +10,13 @@ is byte-identical to the same part of a full run, and the parts together hold ev
 import copy
 import logging
 import multiprocessing
+import os
 import time
 
 from ..errors import OptionError, RecpackError
 from ..format.names import part_path
-from ..options import check_parts, resolve
+from ..options import D, check_parts, resolve, validate
+from ..storage import is_url
 
 __all__ = ["WRITER_OPTIONS", "LOADER_OPTIONS", "split_positions", "WriteJob", "write_parts",
            "run_jobs"]
@@ -62,6 +64,24 @@ class WriteJob:
     def __len__(self):
         return len(self.dataset) if self.positions is None else len(self.positions)
 
+    def started(self):
+        """Whether a run of this very job was begun here: interrupted (its run state is there)
+        or finished (the file's checksum sidecar names this run). Local outputs only (None for
+        a URL: its writer decides alone)."""
+        if is_url(self.path):
+            return None
+        from .commit import OutputTransaction
+        from .plan import plan_dataset
+        out = OutputTransaction(self.path)
+        if os.path.exists(out.state_path):
+            return True
+        opts = {"encoding": D.encoding, "quality": D.quality}
+        opts.update({k: v for k, v in self.writer_options.items() if k in opts})
+        plan = plan_dataset(self.dataset, self.positions, self.run_info,
+                            encoding=validate("encoding", opts["encoding"]),
+                            quality=validate("quality", opts["quality"]))
+        return os.path.exists(self.path) and out.made_by(plan.description, quiet=True)
+
     def __call__(self, progress=None):
         from .writer import RecordFileWriter
         loader = dict(self.loader_options)
@@ -105,6 +125,19 @@ def write_parts(part_dataset, path, *, options, run_info=None):
     return run_jobs(jobs, dask=opts["dask"], progress=opts["progress"])
 
 
+def _resume_as_one(jobs):
+    """A resumed command that writes several files resumes as one: once any of its files was
+    begun by this very run (interrupted or finished), the ones it had not reached yet are
+    written afresh; with none begun, each refuses (there is nothing to resume)."""
+    if len(jobs) < 2 or not all(j.writer_options.get("resume") for j in jobs):
+        return
+    started = [j.started() for j in jobs]
+    if any(started):
+        for job, begun in zip(jobs, started):
+            if begun is False:
+                job.writer_options["resume"] = False
+
+
 def _client(dask):
     try:
         from distributed import Client
@@ -140,6 +173,7 @@ def run_jobs(jobs, *, dask=None, progress=None):
     paths).
     """
     total = sum(len(j) for j in jobs)
+    _resume_as_one(jobs)
     if dask is None:
         results, base = [], 0
         for job in jobs:

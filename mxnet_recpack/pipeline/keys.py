@@ -31,6 +31,11 @@ class KeyLedger:
     def __len__(self):
         return len(self._keys)
 
+    def array(self):
+        """Every key, in file order (a uint64 view, not a copy)."""
+        return np.frombuffer(self._keys, dtype=np.uint64) if len(self._keys) else \
+            np.zeros(0, np.uint64)
+
     @property
     def last(self):
         return self._keys[-1]

@@ -16,7 +16,8 @@ import os
 import socket
 import sys
 
-from ..errors import OutputLockedError
+from ..errors import OutputError, OutputLockedError
+from ..storage.local import cause_of, fix_for
 
 try:
     import fcntl
@@ -55,7 +56,14 @@ class OutputLock:
         self.command = command
         self._fd = None
         for _ in range(8):  # the holder may remove the file between our open and our lock
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                error = OutputError("%s: cannot take the lock %s: %s; nothing was changed: %s, "
+                                    "then run the same command again"
+                                    % (self.target, self.path, cause_of(exc), fix_for(exc)))
+                error.errno = exc.errno
+                raise error from exc
             try:
                 _try_lock(fd)
             except OSError:
@@ -80,9 +88,12 @@ class OutputLock:
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
             " ".join(os.path.basename(a) if i == 0 else a
                      for i, a in enumerate(sys.argv))[:300])
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, info.encode("utf-8"), 0) if hasattr(os, "pwrite") else \
-            os.write(self._fd, info.encode("utf-8"))
+        try:  # who holds it, for the message a second command gets (the lock holds anyway)
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, info.encode("utf-8"), 0) if hasattr(os, "pwrite") else \
+                os.write(self._fd, info.encode("utf-8"))
+        except OSError:
+            pass
 
     def __enter__(self):
         return self

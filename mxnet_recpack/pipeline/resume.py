@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..format.checksums import crc32c
+from .runstate import canonical
 
 __all__ = ["begin_dataset", "check_same_content", "resume_position"]
 
@@ -25,7 +26,7 @@ def begin_dataset(out, ledger, description, *, resuming, first):
         return ledger.next_key if state.key_base is None else state.key_base
     if not first or len(ledger) > state.initial_records:
         state.resumable = False  # several datasets, or write() calls: no resume
-    state.run, state.key_base = description, ledger.next_key
+    state.run, state.key_base = canonical(description), ledger.next_key
     out.save_state()
     return ledger.next_key
 

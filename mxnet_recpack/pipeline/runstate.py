@@ -8,7 +8,30 @@ import os
 from ..errors import OptionError
 from .journal import tail_sha256
 
-__all__ = ["RunState", "target_fingerprint"]
+__all__ = ["RunState", "target_fingerprint", "canonical", "run_digest"]
+
+
+def _plain(value):
+    """numpy scalars and arrays as the JSON values they stand for."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError("%r is not JSON data" % (value,))
+
+
+def canonical(description):
+    """A run description as JSON data (tuples become lists, numpy numbers plain numbers), so a
+    description read back from its file compares equal to the live one it was saved from."""
+    return json.loads(json.dumps(description, sort_keys=True, default=_plain))
+
+
+def run_digest(description):
+    """The sha256 of a run description's canonical JSON: what the checksum sidecar records as
+    the run that wrote the file (a ``resume`` of that same, finished run is then a no-op)."""
+    if description is None:
+        return None
+    text = json.dumps(canonical(description), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def target_fingerprint(rec, idx):
@@ -71,8 +94,8 @@ class RunState:
     def check_same_run(self, description, path):
         """On resume, refuse a run whose description differs from the interrupted one's,
         saying what changed."""
-        before = self.run
-        if before is None or before == description:
+        before, description = self.run, canonical(description)
+        if before is None or canonical(before) == description:
             return
         diff = sorted(k for k in set(before) | set(description)
                       if before.get(k) != description.get(k))

@@ -10,8 +10,11 @@ class WriteSummary:
     Picklable (it travels back from Dask workers); :meth:`line` is the CLI's summary line.
     """
 
-    def __init__(self, path, written=0, failed=0, nbytes=0, seconds=0.0, report_path=None):
+    def __init__(self, path, written=0, failed=0, nbytes=0, seconds=0.0, report_path=None,
+                 status="written"):
         self.path = path
+        #: ``"written"``, or ``"already complete"`` (a resume of a run that had finished)
+        self.status = status
         self.written = written
         self.failed = failed
         self.bytes = nbytes
@@ -31,6 +34,8 @@ class WriteSummary:
 
     def line(self):
         """``path: N records, X MB in T s (R images/s); skipped K bad image(s), listed in F``."""
+        if self.status != "written":
+            return "%s: %s (made by this same run); nothing to do" % (self.path, self.status)
         text = "%s: %d records, %.1f MB in %.1f s (%.0f images/s)" % (
             self.path, self.written, self.bytes / 1e6, self.seconds,
             self.written / self.seconds if self.seconds > 0 else 0)
@@ -42,4 +47,5 @@ class WriteSummary:
         """The summary as a plain dict (``path``, ``written``, ``failed``, ``bytes``,
         ``seconds``, ``report_path``)."""
         return {"path": self.path, "written": self.written, "failed": self.failed,
-                "bytes": self.bytes, "seconds": self.seconds, "report_path": self.report_path}
+                "bytes": self.bytes, "seconds": self.seconds, "report_path": self.report_path,
+                "status": self.status}

@@ -16,10 +16,8 @@ import time
 import warnings
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
-from ..errors import (CommitError, OptionError, OutputExistsError, RecpackError,
-                      TooManyFailuresError, TransformError)
+from ..errors import (OptionError, OutputExistsError, RecpackError, TooManyFailuresError,
+                      TransformError)
 from ..format.checksums import crc32c
 from ..format.framing import encode_record
 from ..format.header import check_detection_label, pack_record, unpack_record
@@ -28,8 +26,9 @@ from ..format.names import index_path_for, report_path_for
 from ..images.codec import ImageEncoder
 from ..options import D, failure_limit, validate
 from ..storage import is_url
-from .commit import OutputTransaction
-from .encoder import RecordEncoder, Subset, dataset_fingerprint, item_info
+from .commit import OutputTransaction, keeps_partial
+from .encoder import RecordEncoder, Subset
+from .plan import plan_dataset, plan_keys
 from .executors import run_batches
 from .failures import FailureReport, SystematicFailure
 from .resume import begin_dataset, check_same_content, resume_position
@@ -126,11 +125,12 @@ class RecordFileWriter:
                                         "--no-overwrite) to replace it when the new run "
                                         "succeeds, or append=True (--append) to add to it"
                                         % self.path)
-            if self._remote and append and not (resume and os.path.exists(
+            if self._remote and (append or resume) and not (resume and os.path.exists(
                     self._out.state_path)):
                 for member in (self._out.path, self._out.idx_path, self._out.crc_path):
-                    self._remote.download(member)
-            self._out.open(append=append, resume=resume)
+                    if append or member == self._out.crc_path:
+                        self._remote.download(member)
+            self._out.open(append=append, resume=resume, exists=exists)
         except BaseException:
             self._out.discard(keep=True)
             raise
@@ -155,9 +155,10 @@ class RecordFileWriter:
         if exc_type is None:
             self.close()
         else:
-            # An interruption (Ctrl-C, SIGTERM -> SystemExit) keeps the partial files so the
-            # run can be resumed; an error discards them.
-            self.abort(keep_partial=issubclass(exc_type, (KeyboardInterrupt, SystemExit)))
+            # An interruption (Ctrl-C, SIGTERM -> SystemExit) or trouble writing the files (a
+            # full disk) keeps the partial files so the run can be resumed; an error of the
+            # data or the options discards them.
+            self.abort(keep_partial=keeps_partial(exc_type))
         return False
 
     def __del__(self):
@@ -174,17 +175,24 @@ class RecordFileWriter:
         if self._closed:
             raise RecpackError("%s: the writer is closed; open a new RecordFileWriter" % self.path)
 
-    def _append_batch(self, records):
+    def _append_batch(self, records, checked=True):
         """Append ``(key, frame buffers, crc)`` records with one ``writev`` for the batch."""
-        frames, lines, crcs, offset = [], [], [], self._offset
+        self._check_started()
+        frames, lines, crcs, offsets, offset = [], [], [], [], self._offset
         for key, buffers, crc in records:
             frames.extend(buffers)
             lines.append(format_index_line(key, offset))
             crcs.append(crc)
+            offsets.append(offset)
             offset += sum(memoryview(b).nbytes for b in buffers)
+        self._out.write_frames(frames, lines, crcs, offsets, checked)
+        for key, _, _ in records:
             self._keys.add(key)
-        self._out.write_frames(frames, lines, crcs)
         self._offset = offset
+
+    def _check_started(self):
+        if self._out.mode == "check":
+            raise OptionError(self._out.nothing_to_resume())
 
     def write(self, image: Any, label: Any = 0.0, key: int | None = None) -> int:
         """Encode one image in this process and append it.
@@ -212,18 +220,21 @@ class RecordFileWriter:
         self._append_batch([(key, (frame,), crc32c(frame))])
         return key
 
-    def write_payload(self, payload: bytes, key: int | None = None) -> int:
+    def write_payload(self, payload: bytes, key: int | None = None, *,
+                      checked: bool = True) -> int:
         """Append a record payload as it is (header, labels and image bytes: what
         ``mx.recordio.pack`` makes, or what a reader gives back), byte for byte.
 
-        ``key`` defaults to the payload's header id. Returns the key used.
+        ``key`` defaults to the payload's header id. ``checked=False``: the bytes could not be
+        checked against a checksum of the file they come from, so the new checksum sidecar
+        does not vouch for them (``recpack index --salvage``). Returns the key used.
         """
         self._check_open()
         header, _ = unpack_record(payload)
         key = int(header.id) if key is None else int(key)
         self._keys.check_one(key)
         frame = encode_record(payload)
-        self._append_batch([(key, (frame,), crc32c(frame))])
+        self._append_batch([(key, (frame,), crc32c(frame))], checked)
         return key
 
     def write_dataset(self, dataset: Sequence, *, num_workers: int = D.num_workers,
@@ -267,35 +278,19 @@ class RecordFileWriter:
                             ("progress", progress)):
             validate(name, value)
         self._datasets += 1
-        key_of, source_of = item_info(dataset)
-        order = np.arange(len(dataset), dtype=np.int64) if positions is None else \
-            np.asarray(positions, dtype=np.int64).reshape(-1)
-        if len(order) and (order[0] < 0 or order[-1] >= len(dataset) or
-                           (len(order) > 1 and (np.diff(order) <= 0).any())):
-            raise OptionError("positions must be ascending dataset positions in [0, %d)"
-                              % len(dataset))
-        total = len(order)
-        description = dict(run_info or {}, items=total, encoding=self.encoding,
-                           quality=self.quality, own_keys=key_of is not None,
-                           dataset=type(dataset).__name__,
-                           fingerprint=dataset_fingerprint(dataset))
-        key_base = begin_dataset(self._out, self._keys, description, resuming=self.resumed,
-                                 first=self._datasets == 1)
-        if key_of is not None:
-            keys = np.fromiter((key_of(int(i)) for i in order), dtype=np.uint64, count=total)
-        else:
-            keys = order.astype(np.uint64) + np.uint64(key_base)
+        plan = plan_dataset(dataset, positions, run_info, encoding=self.encoding,
+                            quality=self.quality)
+        if self._out.mode == "check":
+            return self._already_complete(plan.description)
+        key_base = begin_dataset(self._out, self._keys, plan.description,
+                                 resuming=self.resumed, first=self._datasets == 1)
+        keys, position_keys = plan_keys(plan, key_base)
+        order, total = plan.order, plan.total
         start = resume_position(self._out, self._keys, self._report, keys, order) \
             if self.resumed else 0
         self._keys.check_new(keys[start:])
-        position_keys = keys  # looked up by the workers instead of walking the wrappers again
-        if key_of is not None and positions is not None:
-            position_keys = np.zeros(len(dataset), np.uint64)
-            position_keys[order] = keys
-        elif key_of is None:
-            position_keys = None
         encoder = RecordEncoder(dataset, keys=position_keys, key_base=key_base,
-                                source_of=source_of, encoder=self._image_encoder,
+                                source_of=plan.source_of, encoder=self._image_encoder,
                                 label_check=self._label_check)
         if start:
             check_same_content(self._out, self._keys, encoder, int(order[start - 1]))
@@ -303,9 +298,24 @@ class RecordFileWriter:
                      self.path, start, total)
         if start or positions is not None:
             encoder = Subset(encoder, order[start:])
-        return self._consume(encoder, total, start, num_workers=num_workers,
-                             batch_size=batch_size, thread_pool=thread_pool, progress=progress,
-                             timeout=timeout)
+        try:
+            return self._consume(encoder, total, start, num_workers=num_workers,
+                                 batch_size=batch_size, thread_pool=thread_pool,
+                                 progress=progress, timeout=timeout)
+        except OSError as exc:
+            if isinstance(exc, RecpackError) or exc.errno is None:
+                raise
+            raise self._out.output_error(exc, "could not write the run's files") from exc
+
+    def _already_complete(self, description):
+        """A resume with no interrupted run: a no-op when this very run made the file there
+        (and it has not changed since); refused otherwise, never a rebuild."""
+        if self._datasets > 1 or not self._out.made_by(description):
+            raise OptionError(self._out.nothing_to_resume())
+        self.summary = WriteSummary(self.path, status="already complete")
+        self._closed = True
+        self._out.release()
+        return self.summary
 
     def _consume(self, encoder, total, start, *, num_workers, batch_size, thread_pool,
                  progress, timeout):
@@ -364,13 +374,16 @@ class RecordFileWriter:
             return self.summary
         failed = self._report.count
         try:
-            self._report.close()
-            self._out.commit(report=failed > 0, keep_lock=bool(self._remote))
-        except CommitError:
-            self.abort(keep_partial=True)  # complete: fix the cause, then resume commits it
-            raise
-        except BaseException:
-            self.abort()
+            try:
+                self._report.close()
+            except OSError as exc:
+                raise self._out.output_error(exc, "the commit could not complete",
+                                             kept="finished") from exc
+            self._out.commit(keys=self._keys.array(), report=failed > 0,
+                             keep_lock=bool(self._remote))
+        except BaseException as exc:
+            # complete: fix the cause, then resume commits it
+            self.abort(keep_partial=keeps_partial(type(exc)))
             raise
         if self._remote:
             self._closed = True
@@ -395,9 +408,12 @@ class RecordFileWriter:
             return
         self._closed = True
         # A resumed run's partial output is an earlier run's work: never thrown away.
-        keep_partial = keep_partial or self.resumed
-        self._report.close()
+        keep_partial = (keep_partial or self.resumed) and self._out.resumable
+        try:
+            self._report.close()
+        except OSError:
+            pass  # the error being handled says more
         self._out.discard(keep=keep_partial)
-        if keep_partial:
-            log.warning("%s: interrupted; the partial output is kept at %s: run again with "
+        if keep_partial and self._out.mode != "check":
+            log.warning("%s: stopped; the partial output is kept at %s: run again with "
                         "resume=True (--resume) to continue", self.path, self._out.rec_tmp)

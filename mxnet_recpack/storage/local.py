@@ -3,10 +3,55 @@
 Standard library only.
 """
 
+import errno
 import os
 import stat
+from contextlib import contextmanager
 
-__all__ = ["read_local", "write_all", "copy_range", "fsync_dir", "remove_file"]
+__all__ = ["read_local", "write_all", "copy_range", "fsync_dir", "remove_file", "io_step",
+           "step_of", "cause_of", "fix_for"]
+
+
+@contextmanager
+def io_step(what):
+    """Name the step an ``OSError`` raised inside comes from (``"writing the journal X"``), so
+    the message that reports it can say what was being done (the innermost name wins)."""
+    try:
+        yield
+    except OSError as exc:
+        if getattr(exc, "recpack_step", None) is None:
+            exc.recpack_step = what
+        raise
+
+
+def step_of(exc, default="writing the files"):
+    """The step :func:`io_step` named for ``exc``."""
+    return getattr(exc, "recpack_step", None) or default
+
+
+def cause_of(exc):
+    """``'no space left on device'``: what the system said, without ``[Errno N]``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[:1].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
+
+
+#: What to do about an error, by errno.
+_FIXES = {
+    errno.ENOSPC: "free space",
+    getattr(errno, "EDQUOT", -1): "free space (the disk quota is used up)",
+    errno.EIO: "check the disk (the system log names the device error)",
+    errno.EACCES: "check the folder's permissions",
+    errno.EPERM: "check the folder's permissions (and that the files are not immutable)",
+    errno.EROFS: "make the file system writable",
+    errno.EFBIG: "raise the file-size limit (ulimit -f) or use a file system that holds "
+                 "larger files",
+}
+
+
+def fix_for(exc):
+    """What to do before trying again, for the error ``exc``."""
+    return _FIXES.get(getattr(exc, "errno", None), "fix the cause")
 
 
 def read_local(path):
