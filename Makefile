@@ -4,7 +4,8 @@
 #                     .venv            Python 3.8-3.11 with MXNet 1.9.1 (numpy<1.24): everything
 #                     .venv-nomx       the same Python, numpy 2, no MXNet, PyTorch CPU and NVIDIA DALI
 #                     .venv-new        a Python 3.12+ if the machine has one: the MXNet-free suite
-#   make test-fast  the MXNet environment only, without the slow, S3, Dask and notebook tests
+#   make test-fast  the MXNet environment only, without the slow, S3, Dask and notebook tests,
+#                   and the crash test at every 9th file-system call instead of every one
 #   make benchmark  recpack vs MXNet's tools/im2rec.py (benchmark-reader, -files, -ops, -versions:
 #                   the reader, appends and verify, the operations on existing files, two commits)
 #
@@ -88,7 +89,7 @@ comma := ,
 
 test-fast: $(VENV)/.installed
 	$(VPY) -m ruff check mxnet_recpack tests benchmarks setup.py
-	$(VPY) -m pytest -x -q -m "$(FAST)" $(PYTEST_ARGS)
+	RECPACK_CRASH_STRIDE=9 $(VPY) -m pytest -x -q -m "$(FAST)" $(PYTEST_ARGS)
 
 benchmark: $(VENV)/.installed
 	$(VPY) benchmarks/bench.py

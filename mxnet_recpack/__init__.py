@@ -34,6 +34,7 @@ _LAZY = {
     "make_list": ("sources.discover", "make_list"),
     "verify": ("ops.verify", "verify"),
     "rebuild_index": ("ops.index", "rebuild_index"),
+    "salvage": ("ops.index", "salvage"),
     "RecordDataset": ("reader", "RecordDataset"),
     "merge": ("ops.edit", "merge"),
     "split": ("ops.edit", "split"),

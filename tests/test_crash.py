@@ -186,7 +186,6 @@ def _start(name, driver, images, template, folder):
     return folder
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_a_crash_at_every_io_step_leaves_old_or_new_and_resume_finishes(name, driver, images,
                                                                        folder):
