@@ -100,12 +100,6 @@ class OutputTransaction:
         register_output(self.lock, [self.lock.fileno()])
         try:
             note = recover(self.journal)
-        except OSError as exc:
-            self._close()
-            raise CommitError("%s: an interrupted commit found there (%s) could not be settled: "
-                              "%s (while %s); %s, then run the command again"
-                              % (self.path, self.journal, cause_of(exc), step_of(exc),
-                                 fix_for(exc))) from exc
         except BaseException:
             self._close()
             raise

@@ -81,9 +81,17 @@ def _write_journal(path, entry):
 def _read_journal(path):
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            entry = json.load(f)
     except FileNotFoundError:
         return None
+    except ValueError as exc:  # written whole (renamed into place): damaged since
+        raise CommitError("%s is not a commit journal recpack can read (%s): the disk may have "
+                          "damaged it. Check the files beside it, then move it away to go on"
+                          % (path, exc)) from None
+    if not isinstance(entry, dict) or not isinstance(entry.get("members"), list):
+        raise CommitError("%s is not a commit journal recpack can read; move it away to go on"
+                          % path)
+    return entry
 
 
 def _second_name(final, old):
@@ -308,7 +316,26 @@ def recover(journal):
     -------
     str or None
         What was done (for the log), or None when there was nothing to do.
+
+    Raises
+    ------
+    CommitError
+        When it can be neither finished nor undone now (the journal stays for the next try).
     """
+    try:
+        return _recover(journal)
+    except OSError as exc:
+        if isinstance(exc, CommitError):
+            raise
+        target = journal[:-len(".journal")]
+        error = CommitError("%s: an interrupted commit found there (%s) could not be settled: "
+                            "%s (while %s); %s, then run the command again"
+                            % (target, journal, cause_of(exc), step_of(exc), fix_for(exc)))
+        error.errno = exc.errno
+        raise error from exc
+
+
+def _recover(journal):
     entry = _read_journal(journal)
     if entry is None:
         remove_leftovers(journal)
