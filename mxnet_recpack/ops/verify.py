@@ -6,7 +6,8 @@ TIFF), non-empty, and decodes without libjpeg reporting damaged data. Label-only
 image after the header: InsightFace's header and identity records) are accepted and counted.
 Failures: damaged frames and headers, an index that does not describe the file or lists a key
 twice, a record whose bytes do not match its CRC32C in ``NAME.crc``. Reported, not failed: keys
-that differ from header ids (``rec2idx.py`` makes such files on purpose), a stale sidecar.
+that differ from header ids (``rec2idx.py`` makes such files on purpose), a stale sidecar, JPEGs
+whose EXIF orientation MXNet's readers disagree on (:mod:`~mxnet_recpack.images.exif`).
 """
 
 from __future__ import annotations

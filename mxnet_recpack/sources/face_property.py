@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 #: The file's name, beside the ``.rec``.
 PROPERTY = "property"
-_PREFIX = 1024  # bytes of each record read first: a face JPEG's frame header is in them
+_PREFIX = 512  # bytes of each record read first: a face JPEG's frame header is in them
 _BATCH = 8192
 
 
