@@ -10,10 +10,11 @@ import numpy as np
 
 
 def have(module):
-    """True when ``module`` can be imported here (without importing it)."""
+    """True when ``module`` can be imported here (without importing it; a dotted name imports
+    its packages, and a package that fails to import is not had)."""
     try:
         return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
+    except Exception:  # noqa: BLE001 - ImportError, or whatever a broken package raises
         return False
 
 

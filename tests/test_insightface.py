@@ -332,3 +332,30 @@ def test_the_reader_reads_what_mx_face_dataset_reads_exif_photos_too(tmp_path, p
                                                        (32, 48, 3), (32, 48, 3)]
     assert [ours[i][0].shape for i in range(5)] == [(48, 32, 3), (32, 48, 3), (32, 48, 3),
                                                     (32, 48, 3), (32, 48, 3)]
+
+
+@pytest.mark.insightface
+def test_insightface_packages_rec_builder_writes_an_ordinary_file(tmp_path):
+    """InsightFace's pip package has the newer RecBuilder (insightface.data.rec_builder):
+    images from key 0, no header record, no identity records. Run as it is, its file is an
+    ordinary one here, read as MXFaceDataset reads it (every key an image)."""
+    from insightface.data.rec_builder import RecBuilder
+    shots = [jpg(k).tobytes() for k in range(5)]
+    builder = RecBuilder(str(tmp_path / "ds"), image_size=(24, 24))
+    builder.add(shots[:2])                      # identity 0
+    builder.add(shots[2:3])                     # identity 1
+    builder.add_image(shots[3], 2)
+    builder.add_image(shots[4], 2)
+    builder.close()
+    builder.writer.close()  # its close() leaves the .idx to be flushed when it is collected
+    rec = str(tmp_path / "ds" / "train.rec")
+    theirs = mx_face_dataset(rec)
+    ours = rp.RecordDataset(rec)
+    assert list(ours.keys) == [0, 1, 2, 3, 4]
+    assert [ours[i][1] for i in range(5)] == [label for label, _ in theirs] == [0, 0, 1, 2, 2]
+    assert all(np.abs(ours[i][0].astype(int) - theirs[i][1]).mean() < 1 for i in range(5))
+    result = rp.verify(rec)
+    assert result.problems == [] and not any("InsightFace" in n for n in result.notes)
+    assert rp.inspection.inspect_file(rec)["layout"] is None
+    with pytest.raises(rp.RecordFormatError, match="insightface=True reads one face dataset"):
+        rp.RecordDataset(rec, insightface=True)

@@ -191,7 +191,6 @@ class FaceLayoutDataset:
         order, made, header = build_layout(identities, keep_empty)
         self.images, self.order = images, order
         self.identities = len(made)
-        self.classes = face_classes(identities)
         n = len(order)
         self._made = {n + j: rec for j, rec in enumerate(made)}
         self._made[n + len(made)] = header
