@@ -359,3 +359,29 @@ def test_insightface_packages_rec_builder_writes_an_ordinary_file(tmp_path):
     assert rp.inspection.inspect_file(rec)["layout"] is None
     with pytest.raises(rp.RecordFormatError, match="insightface=True reads one face dataset"):
         rp.RecordDataset(rec, insightface=True)
+
+
+def test_the_property_size_is_read_from_every_kind_of_image_header(tmp_path, photos):
+    """The size check reads a few hundred bytes of each record at once; headers it cannot
+    walk there (a frame header past a large segment, PNG) are read one by one: the same
+    answer either way."""
+    from helpers import exif_jpeg
+    from mxnet_recpack.sources.face_property import image_size
+    from mxnet_recpack.sources.records import RecordSet
+    photo = cv2.resize(photos[1][1], (40, 30))
+    bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)
+    plain = cv2.imencode(".jpg", bgr)[1].tobytes()
+    comment = plain[:2] + b"\xff\xfe" + (3000).to_bytes(2, "big") + b"x" * 2998 + plain[2:]
+    kinds = [plain, cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes(),
+             exif_jpeg(photo, 1), comment, cv2.imencode(".png", bgr)[1].tobytes()]
+    rec = str(tmp_path / "k.rec")
+    with rp.RecordFileWriter(rec) as w:
+        for key, data in enumerate(kinds * 3):
+            w.write(data, [float(key % 2), 1.0], key=key)
+        w.write(cv2.imencode(".png", bgr[:20])[1].tobytes(), 0, key=99)
+    records = RecordSet(rec)
+    assert image_size(records, np.arange(15)) == ((30, 40), None)
+    assert image_size(records, np.arange(16)) == (None, "the images are not all one size "
+                                                        "(40x30 at key 0, 40x20 at key 99)")
+    assert image_size(records, np.arange(0)) == (None, "there are no images")
+    records.close()
