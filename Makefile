@@ -44,6 +44,9 @@ $(VENV)/.installed: setup.py pyproject.toml | check-python
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -e ".[mxnet,test,test-notebooks]"
+	# InsightFace's own RecBuilder, run by a test: its pure-Python package alone (its
+	# dependencies, onnxruntime first, need numpy 2; the test loads the module from its file)
+	$(VPY) -m pip install --quiet --no-deps "insightface==2.1"
 	@touch $@
 
 # numpy 2 and no MXNet, with PyTorch (the CPU wheel on these machines) and NVIDIA DALI.
@@ -75,7 +78,7 @@ lint: $(VENV)/.installed
 test: lint venvs
 	@rm -rf $(GOLDEN) && mkdir -p $(GOLDEN)
 	@echo "== 1/3: $$($(VPY) -c 'import sys, numpy; print("Python %d.%d" % sys.version_info[:2], "numpy", numpy.__version__)'), MXNet ($(VENV))"
-	RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) $(VPY) -m pytest $(PYTEST_ARGS)
+	RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) RECPACK_REQUIRE=insightface $(VPY) -m pytest $(PYTEST_ARGS)
 	@echo "== 2/3: $$($(NOMXPY) -c 'import sys, numpy; print("Python %d.%d" % sys.version_info[:2], "numpy", numpy.__version__)'), no MXNet, PyTorch and DALI ($(VENV_NOMX))"
 	RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) RECPACK_REQUIRE=torch,dali $(NOMXPY) -m pytest $(PYTEST_ARGS)
 	@if [ -n "$(NEW_PYTHON)" ]; then \

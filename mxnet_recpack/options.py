@@ -221,6 +221,13 @@ OPTIONS = {o.name: o for o in (
          {"action": "store_true"}),
     _opt("storage_options", None, _mapping, "a dict of fsspec options or None",
          "fsspec options for s3:// paths (endpoint, credentials)"),
+    # -- how records are read (RecordDataset, and the loaders built on it) ---------------------
+    _opt("exif", None, _optional(_one_of(True, False, "mxnet")),
+         "None, True, False or 'mxnet'",
+         "a JPEG's EXIF orientation: True applies it (ImageRecordIter, DALI), False ignores "
+         "it, 'mxnet' does what mx.image.imdecode does (Gluon's ImageRecordDataset, "
+         "InsightFace, GluonCV: ignored in JPEGs that begin with a JFIF segment); None: True, "
+         "or 'mxnet' for InsightFace's layout"),
     # -- how records are stored (RecordFileWriter) --------------------------------------------
     _opt("encoding", ".jpg", _encoding, "'.jpg', '.png' or '.npy'",
          "encoding of the stored images ('.npy' stores any array, e.g. float tensors)",
@@ -244,6 +251,11 @@ OPTIONS = {o.name: o for o in (
          "labels are identities, each identity's images together at keys 1..N, one identity "
          "record each, a header record at key 0, and the 'property' file beside the .rec",
          "--insightface", {"action": "store_true"}),
+    _opt("keep_empty_identities", False, _boolean, "True or False",
+         "InsightFace layout: also write an identity record (an empty range) for each "
+         "identity number no image has, so that identity record N+1+j is identity j "
+         "(default: only identities that have images, as RecBuilder writes them)",
+         "--keep-empty-identities", {"action": "store_true"}),
     _opt("append", False, _boolean, "True or False",
          "add the images to the existing .rec/.idx (their keys must be new)", "--append",
          {"action": "store_true"}),

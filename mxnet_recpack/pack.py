@@ -18,8 +18,8 @@ from .pipeline.summary import WriteSummary
 from .sources.image_list import ImageList
 from .sources.lists import parse_list
 from .sources.transformed import TransformedImages
-from .sources.insightface import FaceLayoutDataset, identity_labels
-from .storage import is_url, write_small
+from .sources.insightface import FaceLayoutDataset, face_classes, identity_labels
+from .storage import is_url
 
 __all__ = ["im2rec", "run_im2rec", "write_property", "DATASET_PARAMS", "IM2REC_OPTIONS"]
 
@@ -30,7 +30,7 @@ IM2REC_OPTIONS = ("root", "resize", "center_crop", "quality", "color", "encoding
                   "inter_method", "reduced_decode", "pass_through", "pack_label", "num_thread",
                   "batch_size", "max_failures", "max_pixels", "any_format", "append", "resume",
                   "allow_outside_root", "overwrite", "storage_options", "nsplit", "part", "dask",
-                  "progress", "detection_labels", "insightface")
+                  "progress", "detection_labels", "insightface", "keep_empty_identities")
 
 #: Every key ``dataset_params`` accepts, with its default and meaning (from the option table).
 DATASET_PARAMS = {name: (OPTIONS[name].default, OPTIONS[name].help) for name in IM2REC_OPTIONS}
@@ -39,7 +39,8 @@ _IMAGE_LIST_OPTIONS = ("root", "color", "pack_label", "storage_options", "resize
                        "center_crop", "inter_method", "reduced_decode", "max_pixels",
                        "any_format")
 _RUN_INFO = ("root", "resize", "center_crop", "color", "inter_method", "reduced_decode",
-             "pass_through", "pack_label", "max_pixels", "any_format", "insightface")
+             "pass_through", "pack_label", "max_pixels", "any_format", "insightface",
+             "keep_empty_identities")
 
 
 def im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
@@ -118,7 +119,8 @@ def run_im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
         dataset = with_transforms(source, transforms)
         if p["insightface"]:
             dataset = FaceLayoutDataset(dataset, identity_labels(
-                [subset.labels(i)[0] for i in range(len(subset))], "list label"))
+                [subset.labels(i)[0] for i in range(len(subset))], "list label"),
+                keep_empty=p["keep_empty_identities"])
         return dataset, None
 
     run_info = {k: p[k] for k in _RUN_INFO}
@@ -137,27 +139,18 @@ def run_im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
                           "counts every image): it cannot be split into parts or appended to")
     options["max_failures"] = 0  # a skipped image would leave its identity's range wrong
     summaries = write_parts(part_dataset, rec, options=options, run_info=run_info)
-    write_property(rec, p["storage_options"])
+    write_property(rec, face_classes(identity_labels(
+        [entries.labels(i)[0] for i in range(len(entries))], "list label")),
+        p["storage_options"])
     return summaries
 
 
-def write_property(rec, storage_options=None):
-    """Write InsightFace's ``property`` file (``num_classes,H,W``) beside a face ``.rec``, from
-    its header record and its first image."""
-    from .images.probe import probe_image
-    from .sources.insightface import property_text, read_layout
-    from .sources.records import RecordSet
-    records = RecordSet(rec, storage_options=storage_options)
-    try:
-        layout = read_layout(records)
-        first = records.record(int(layout.images[0]))[2] if layout.first > 1 else b""
-        info = probe_image(bytes(first[:1 << 16])) if len(first) else None
-    finally:
-        records.close()
-    height, width = (info.height, info.width) if info is not None and info.width else (0, 0)
-    folder = rec.rsplit("/", 1)[0] if is_url(rec) else os.path.dirname(os.path.abspath(rec))
-    write_small(folder + "/property", property_text(layout.end - layout.first, height, width),
-                storage_options=storage_options)
+def write_property(rec, classes, storage_options=None):
+    """Write InsightFace's ``property`` file (``num_classes,H,W``) beside a face ``.rec``: the
+    size every image has (from the image headers), or no file when sizes differ (a warning
+    says so). Returns its path, or None."""
+    from .sources.face_property import write_file_property
+    return write_file_property(rec, classes, storage_options=storage_options)
 
 
 def with_transforms(source, transforms):

@@ -17,6 +17,7 @@ import numpy as np
 from .errors import BadImageError
 from .images.codec import swap_rb
 from .images.encodings import sniff
+from .images.exif import applies_orientation
 from .images.opencv import load
 from .images.probe import probe_image
 from .options import validate
@@ -39,17 +40,30 @@ class RecordDataset:
         Applied to each image (a numpy array) before it is returned.
     color : {None, 1, 0, -1}, default None
         None: H x W x 3 RGB, or H x W x 1 for images stored gray. 1: always RGB. 0: always
-        H x W x 1 gray. -1: as stored (alpha and 16-bit depth kept, no EXIF rotation).
+        H x W x 1 gray. -1: as stored (alpha and 16-bit depth kept, no EXIF orientation).
+    exif : {None, True, False, 'mxnet'}, default None
+        What to do with a JPEG's EXIF orientation (a camera's "turn me a quarter"), on which
+        MXNet's readers disagree (see :mod:`mxnet_recpack.images.exif`). True: apply it, as
+        ``ImageRecordIter`` and DALI do. False: ignore it (the pixels as stored). ``'mxnet'``:
+        as ``mx.image.imdecode`` does (Gluon's ``ImageRecordDataset``, InsightFace, GluonCV):
+        applied, except in JPEGs that begin with a JFIF segment. None: True, or ``'mxnet'``
+        with ``insightface=True``. Other formats are decoded as stored, as MXNet's readers do.
     storage_options : dict, optional
         fsspec options for URLs (endpoint, credentials).
     insightface : bool, default False
         Read a face dataset as InsightFace's ``MXFaceDataset`` does: the images are keys
         ``1 .. label[0]-1`` of the header record at key 0, the label of each is its identity
-        (a float: a vector label's first value). Raises for a file without that header.
+        (a float: a vector label's first value), the pixels as ``mx.image.imdecode`` gives
+        them (``exif='mxnet'`` unless ``exif`` says otherwise). Raises for a file without
+        that header.
 
     Items are ``(image, label)``: the image decoded with OpenCV (the decoder MXNet's
     ``ImageRecordIter`` uses) as a uint8 H x W x C numpy array (records stored as ``.npy`` come
-    back as the stored array), the label a float (``flag == 0``) or a float32 vector.
+    back as the stored array), the label a float (``flag == 0``) or a float32 vector. The
+    default ``exif`` follows the readers a training pipeline replaces (``ImageRecordIter``,
+    DALI) and agrees with files packed by re-encoding (``im2rec`` decodes with
+    ``cv2.imread``, which applies the orientation once): a photo reads the same whether it
+    was stored as it is or re-encoded.
     ``dataset[i]`` is position ``i`` among the image records, in index order; label-only
     records (InsightFace's header and identity records) are not items. ``keys[i]`` is the
     record key of position ``i``.
@@ -63,9 +77,11 @@ class RecordDataset:
 
     def __init__(self, path: str | os.PathLike | Sequence[str], *,
                  transform: Callable[[np.ndarray], Any] | None = None, color: int | None = None,
-                 storage_options: dict | None = None, insightface: bool = False):
+                 storage_options: dict | None = None, insightface: bool = False,
+                 exif: bool | str | None = None):
         if color is not None:
             color = validate("color", color)
+        exif = validate("exif", exif)
         if transform is not None and not callable(transform):
             raise TypeError("transform must be callable, got %r" % (transform,))
         self.records = RecordSet(path, storage_options=validate(
@@ -75,6 +91,7 @@ class RecordDataset:
             self.records = _face_images(self.records)
         self.transform = transform
         self.color = color
+        self.exif = exif if exif is not None else ("mxnet" if self.insightface else True)
 
     @property
     def paths(self):
@@ -102,7 +119,8 @@ class RecordDataset:
 
     def _decode(self, body, i):
         head = bytes(body[:_PROBE])
-        if sniff(head) == "npy":
+        name = sniff(head)
+        if name == "npy":
             return np.load(io.BytesIO(bytes(body)), allow_pickle=False)
         cv2 = load()
         color = self.color
@@ -111,7 +129,10 @@ class RecordDataset:
             color = 0 if channels == 1 else (1 if channels else cv2.IMREAD_ANYCOLOR)
         # OpenCV 4.10+ decodes straight to RGB, cheaper than BGR and a swap
         direct = getattr(cv2, "IMREAD_COLOR_RGB", None) if color == 1 else None
-        img = cv2.imdecode(np.frombuffer(body, dtype=np.uint8), direct or color)
+        flags = direct or color
+        if color != -1 and not (name == "jpeg" and applies_orientation(body, self.exif)):
+            flags |= cv2.IMREAD_IGNORE_ORIENTATION
+        img = cv2.imdecode(np.frombuffer(body, dtype=np.uint8), flags)
         if img is None:
             path, offset = self.records.where(i)
             raise BadImageError("%s, byte offset %d (key %d): the image does not decode"

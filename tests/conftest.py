@@ -2,10 +2,10 @@
 scikit-image/scikit-learn, image folders, a SeaweedFS S3 server and a Dask cluster on loopback).
 
 Which environment this is decides which tests it runs: where MXNet imports, the tests marked
-``mxnet``; where it does not, those marked ``nomx``. ``torch`` and ``dali`` tests run where the
-package is installed, and wherever ``RECPACK_REQUIRE`` lists it (``make test`` sets it) a
-missing package is an error, never a skip. ``crossenv`` tests need ``RECPACK_GOLDEN_DIR`` (the
-files the MXNet environment wrote in the same ``make test`` run).
+``mxnet``; where it does not, those marked ``nomx``. ``torch``, ``dali`` and ``insightface``
+tests run where the package is installed, and wherever ``RECPACK_REQUIRE`` lists it (``make
+test`` sets it) a missing package is an error, never a skip. ``crossenv`` tests need
+``RECPACK_GOLDEN_DIR`` (the files the MXNet environment wrote in the same ``make test`` run).
 """
 import os
 import re
@@ -37,7 +37,9 @@ MXNET_MODULES = sorted(name for name in os.listdir(_HERE) if name.startswith("te
 collect_ignore = [] if MXNET else MXNET_MODULES
 REQUIRED = {r for r in os.environ.get("RECPACK_REQUIRE", "").split(",") if r}
 GOLDEN = os.environ.get("RECPACK_GOLDEN_DIR")
-_PACKAGES = {"torch": "torch", "dali": "nvidia.dali"}
+#: ``insightface``: its pip package installed without its dependencies (its ``__init__`` needs
+#: onnxruntime, whose wheels need numpy 2): its RecBuilder is loaded from its file.
+_PACKAGES = {"torch": "torch", "dali": "nvidia.dali", "insightface": "insightface"}
 
 
 def pytest_report_header(config):
@@ -102,6 +104,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         where = {"mxnet": "the MXNet environment", "nomx": "the environments without MXNet",
                  "torch": "the numpy-2 environment (PyTorch)",
                  "dali": "the numpy-2 environment (DALI)",
+                 "insightface": "the MXNet environment (InsightFace's package)",
                  "crossenv": "make test (RECPACK_GOLDEN_DIR)",
                  "reader": "environments with MXNet or DALI to read the files back"}
         terminalreporter.write_line("recpack: deselected here, they run in another environment: "

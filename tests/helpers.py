@@ -10,10 +10,11 @@ import numpy as np
 
 
 def have(module):
-    """True when ``module`` can be imported here (without importing it)."""
+    """True when ``module`` can be imported here (without importing it; a dotted name imports
+    its packages, and a package that fails to import is not had)."""
     try:
         return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
+    except Exception:  # noqa: BLE001 - ImportError, or whatever a broken package raises
         return False
 
 
@@ -99,3 +100,48 @@ def noise_jpegs(n, size=24, seed=0):
     rng = np.random.RandomState(seed)
     return [cv2.imencode(".jpg", rng.randint(0, 255, (size, size, 3)).astype(np.uint8))[1]
             .tobytes() for _ in range(n)]
+
+
+def _tiff(entries, order):
+    """A TIFF block with one IFD of ``(tag, type, value)`` entries: type 2 (ASCII bytes),
+    3 (SHORT), 5 (RATIONAL, a pair); values longer than 4 bytes after the IFD."""
+    import struct
+    size = {2: 1, 3: 2, 5: 8}
+    ifd, extra = b"", b""
+    data_at = 8 + 2 + 12 * len(entries) + 4
+    for tag, kind, value in entries:
+        raw = value if kind == 2 else (struct.pack(order + "H", value) if kind == 3 else
+                                       struct.pack(order + "II", *value))
+        count = len(raw) // size[kind]
+        if len(raw) <= 4:
+            field = raw + b"\0" * (4 - len(raw))
+        else:
+            field = struct.pack(order + "I", data_at + len(extra))
+            extra += raw + b"\0" * (len(raw) % 2)
+        ifd += struct.pack(order + "HHI", tag, kind, count) + field
+    head = (b"II*\0" if order == "<" else b"MM\0*") + struct.pack(order + "I", 8)
+    return head + struct.pack(order + "H", len(entries)) + ifd + b"\0\0\0\0" + extra
+
+
+def exif_jpeg(rgb, orientation, layout="camera", quality=92):
+    """A JPEG of the RGB image ``rgb`` with a camera's EXIF block (make, model, resolution)
+    whose Orientation tag is ``orientation`` (6: turn a quarter clockwise to show it, 8: the
+    other way, 3: half a turn, 5: mirrored and turned). ``layout`` 'camera': the EXIF segment
+    right after the start marker (camera originals; little-endian EXIF); 'jfif': a JFIF
+    segment first, then the EXIF one (as PIL and editors save; big-endian EXIF)."""
+    import struct
+
+    import cv2
+    data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+    assert data[2:4] == b"\xff\xe0" and data[6:11] == b"JFIF\0"  # OpenCV writes JFIF first
+    jfif_end = 4 + struct.unpack(">H", data[4:6])[0]
+    order = "<" if layout == "camera" else ">"
+    tiff = _tiff([(0x010F, 2, b"Recpack\0"), (0x0110, 2, b"Test Camera 1\0"),
+                  (0x0112, 3, orientation), (0x011A, 5, (72, 1)), (0x011B, 5, (72, 1)),
+                  (0x0128, 3, 2)], order)
+    app1 = b"\xff\xe1" + struct.pack(">H", len(tiff) + 8) + b"Exif\0\0" + tiff
+    if layout == "camera":
+        return data[:2] + app1 + data[jfif_end:]
+    assert layout == "jfif", layout
+    return data[:jfif_end] + app1 + data[jfif_end:]

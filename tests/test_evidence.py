@@ -3,7 +3,8 @@ matches its record (matched by where the record starts, so a damaged stretch doe
 others, and a sidecar that no longer describes the whole file still vouches for what it lists);
 an index whose keys were swapped or renumbered fails verify; salvage never writes a checksum
 for a record it could not check; index under a file-size limit says so with the file and the
-step, and leaves nothing behind. Files are read back with MXNet's readers or DALI (``real_reader``)."""
+step, and leaves nothing behind. Files are read back with MXNet's readers or DALI
+(``real_reader``)."""
 import os
 import resource
 import subprocess

@@ -3,14 +3,13 @@ EXIF-rotated photos on every decode path, names a list cannot carry, detection l
 break their layout, and a transform that fails on every item (user code, not bad data)."""
 import logging
 import os
-import struct
 
 import cv2
 import numpy as np
 import pytest
 
 import mxnet_recpack as rp
-from helpers import read, recpack_cmd, run_all, write_lst
+from helpers import exif_jpeg, read, recpack_cmd, run_all, write_lst
 from mxnet_recpack import RecordDataset, RecordFileWriter
 
 
@@ -43,22 +42,11 @@ def test_labels_float32_cannot_hold_are_refused_in_lists(tmp_path, text, message
     assert sorted(os.listdir(tmp_path)) == ["d.lst"]
 
 
-def exif_jpeg(bgr, orientation):
-    """A JPEG of ``bgr`` whose EXIF says to turn it (6: 90 degrees clockwise, 8: the other)."""
-    ok, jpg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    tiff = (b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", 1) +
-            struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0))
-    app1 = b"Exif\x00\x00" + tiff
-    data = jpg.tobytes()
-    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:]
-
-
 @pytest.mark.parametrize("orientation", [6, 8])
 def test_exif_rotated_photos_keep_their_geometry_on_every_decode_path(tmp_path, photos,
                                                                       orientation):
     photo = cv2.resize(photos[0][1], (1200, 800))  # stored 1200 x 800, shown 800 x 1200
-    (tmp_path / "r.jpg").write_bytes(exif_jpeg(cv2.cvtColor(photo, cv2.COLOR_RGB2BGR),
-                                               orientation))
+    (tmp_path / "r.jpg").write_bytes(exif_jpeg(photo, orientation))
     shown = cv2.imread(str(tmp_path / "r.jpg"))  # what im2rec.py decodes
     assert shown.shape[:2] == (1200, 800)
     write_lst(tmp_path / "d.lst", [(0, 0, "r.jpg")])

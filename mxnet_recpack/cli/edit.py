@@ -13,6 +13,7 @@ __all__ = ["add_edit_commands"]
 _COMMON = ("overwrite", "resume", "num_thread", "batch_size")
 _IMAGE = ("resize", "center_crop", "quality", "color", "encoding", "inter_method",
           "reduced_decode", "max_pixels")
+_FACES = ("keep_empty_identities",)  # for InsightFace-layout inputs
 
 
 def _common(p):
@@ -57,9 +58,11 @@ def _add_merge(sub):
     p.add_argument("--identities", choices=["shared", "separate"],
                    help="for InsightFace-layout inputs: the same people numbered alike "
                    "(shared), or different people (separate: numbered on)")
+    add_flags(p, _FACES)
     _common(p)
     p.set_defaults(func=lambda a: _run(a, os.path.basename(a.output), _ops().merge, a.output,
-                                       a.inputs, renumber=a.renumber, identities=a.identities))
+                                       a.inputs, renumber=a.renumber, identities=a.identities,
+                                       **from_args(a, _FACES)))
 
 
 def _add_split(sub):
@@ -78,11 +81,12 @@ def _add_split(sub):
     p.add_argument("--nsplit", type=int, help="this many parts of equal record counts")
     p.add_argument("--keys", nargs="+", metavar="FILE",
                    help="keys files (one key per line; a .lst works): one output each")
+    add_flags(p, _FACES)
     _common(p)
     p.set_defaults(func=lambda a: _run(
         a, os.path.basename(a.prefix), _ops().split, a.input, a.prefix,
         train_ratio=a.train_ratio, test_ratio=a.test_ratio, seed=a.seed, shuffle=a.shuffle,
-        nsplit=a.nsplit, keys_files=a.keys))
+        nsplit=a.nsplit, keys_files=a.keys, **from_args(a, _FACES)))
 
 
 def _add_shuffle(sub):
@@ -116,12 +120,13 @@ def _add_filter(sub):
     p.add_argument("--drop-flagged", action="store_true",
                    help="drop what `recpack verify` reports (undecodable or damaged images, "
                    "formats MXNet cannot read, changed checksums)")
+    add_flags(p, _FACES)
     _common(p)
     p.set_defaults(func=lambda a: _run(
         a, os.path.basename(a.output), _ops().filter_records, a.input, a.output,
         keep_keys=a.keep_keys, drop_keys=a.drop_keys, labels=a.labels,
         drop_labels=a.drop_labels, drop_label_only=a.drop_label_only,
-        drop_flagged=a.drop_flagged))
+        drop_flagged=a.drop_flagged, **from_args(a, _FACES)))
 
 
 def _add_relabel(sub):
@@ -134,13 +139,18 @@ def _add_relabel(sub):
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--list", dest="list_file", metavar="LST",
                      help="im2rec .lst: the labels of the line with each record's key")
-    how.add_argument("--mapping", metavar="FILE", help="lines 'OLD NEW': map each label")
+    how.add_argument("--mapping", metavar="FILE",
+                     help="lines 'OLD NEW [NEW...]': map each label (a vector label by its "
+                     "first value, the identity of InsightFace's [identity, aligned]: one NEW "
+                     "replaces that value, several the whole label)")
     p.add_argument("--keep-missing", action="store_true",
                    help="keep the stored label where the list or mapping has none")
+    add_flags(p, _FACES)
     _common(p)
     p.set_defaults(func=lambda a: _run(
         a, os.path.basename(a.output), _ops().relabel, a.input, a.output,
-        list_file=a.list_file, mapping=a.mapping, keep_missing=a.keep_missing))
+        list_file=a.list_file, mapping=a.mapping, keep_missing=a.keep_missing,
+        **from_args(a, _FACES)))
 
 
 def _add_rewrite(sub):

@@ -16,7 +16,7 @@ _PACK_FLAGS = ("pass_through", "resize", "center_crop", "quality", "num_thread",
                "encoding", "pack_label")
 _OWN_FLAGS = ("inter_method", "reduced_decode", "max_failures", "max_pixels", "any_format",
               "append", "resume", "nsplit", "part", "dask", "batch_size", "allow_outside_root",
-              "overwrite", "detection_labels", "insightface")
+              "overwrite", "detection_labels", "insightface", "keep_empty_identities")
 
 
 def add_im2rec(sub):

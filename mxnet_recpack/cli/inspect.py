@@ -87,7 +87,7 @@ def format_summary(info):
     Returns
     -------
     list of str
-        At most 21 lines: the top 10 labels (top 5 of each histogram when the file holds
+        At most 22 lines: the top 10 labels (top 5 of each histogram when the file holds
         both scalar and vector labels) and the 5 most common vector lengths.
     """
     lines = ["%s: %d records, %.1f MB (%d bytes), %s"
@@ -121,6 +121,14 @@ def format_summary(info):
             "%dx%d (%d)" % tuple(s) for s in sizes["most_common"][:5]))
     if sizes["unknown"]:
         lines.append("size unknown: %d records" % sizes["unknown"])
+    turned = info.get("exif_orientation") or {}
+    if turned.get("jpegs"):
+        lines.append("EXIF orientation: %d JPEG(s) carry one that turns or mirrors them (keys "
+                     "%s%s): ImageRecordIter, DALI and RecordDataset apply it, "
+                     "mx.image.imdecode (ImageRecordDataset, InsightFace, GluonCV) leaves %d "
+                     "of them as stored" % (turned["jpegs"], ", ".join(map(str, turned["first"])),
+                                            ", ..." if turned["jpegs"] > 5 else "",
+                                            turned["as_stored_by_imdecode"]))
     labels = info["labels"]
     # Top 10 labels; top 5 of each when a file holds both scalar and vector labels.
     top_n = _TOP_LABELS // 2 if labels["scalar"] and labels["vector_lengths"] else _TOP_LABELS

@@ -278,6 +278,6 @@ def with_data(payload, data):
     return RecordPayload(b"".join((view[:len(view) - len(old)], memoryview(data))))
 
 
-def label_only_record(label, key):
+def label_only_record(label, key, id2=0):
     """A record that holds only a label vector (InsightFace's header and identity records)."""
-    return RecordPayload(record_head(np.asarray(label, dtype=np.float32), key))
+    return RecordPayload(record_head(np.asarray(label, dtype=np.float32), key, id2))

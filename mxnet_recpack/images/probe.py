@@ -11,7 +11,8 @@ from collections import namedtuple
 from ..errors import BadImageError
 from .encodings import sniff
 
-__all__ = ["ImageInfo", "probe_image", "check_image_bytes", "DEFAULT_MAX_PIXELS"]
+__all__ = ["ImageInfo", "probe_image", "check_image_bytes", "DEFAULT_MAX_PIXELS",
+           "SOF_MARKERS"]
 
 #: Pillow's decompression-bomb threshold (``PIL.Image.MAX_IMAGE_PIXELS``): ~89.5 megapixels.
 DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
@@ -20,20 +21,41 @@ DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 #: ..., 'npy') or None (unrecognised); ``width``/``height`` None when the header does not say;
 #: ``complete`` False when the file visibly stops early (JPEG without its end marker, PNG
 #: without IEND); ``channels`` 1 for gray, 3 or 4 for colour, None when the header does not
-#: say (only JPEG and PNG headers are read for it).
-ImageInfo = namedtuple("ImageInfo", ["format", "width", "height", "complete", "channels"])
+#: say (only JPEG and PNG headers are read for it); ``orientation`` a JPEG's EXIF Orientation
+#: tag (1 upright, 2-8 turned or mirrored: see :mod:`.exif`), None when it carries none.
+ImageInfo = namedtuple("ImageInfo", ["format", "width", "height", "complete", "channels",
+                                     "orientation"], defaults=(None,))
 
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+#: The JPEG markers of a frame header (SOF0-SOF15 but DHT, JPG, DAC): it holds the size.
+SOF_MARKERS = _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB,
+                                0xCD, 0xCE, 0xCF})
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 1, 6: 3}  # colour type -> channels a colour decode keeps
+
+
+def _tiff_orientation(tiff):
+    """The Orientation tag (0x0112, a SHORT) of a TIFF block's first IFD, or None."""
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return None
+    order = "<" if tiff[:2] == b"II" else ">"
+    magic, ifd = struct.unpack_from(order + "HI", tiff, 2)
+    if magic != 42 or ifd + 2 > len(tiff):
+        return None
+    for at in range(ifd + 2, ifd + 2 + 12 * struct.unpack_from(order + "H", tiff, ifd)[0], 12):
+        if at + 12 > len(tiff):
+            return None
+        tag, kind = struct.unpack_from(order + "HH", tiff, at)
+        if tag == 0x0112:
+            return struct.unpack_from(order + "H", tiff, at + 8)[0] if kind == 3 else None
+    return None
 
 
 def _jpeg(data):
     n = len(data)
     pos = 2
-    width = height = channels = None
+    width = height = channels = orientation = None
     while pos < n:
         if data[pos] != 0xFF:
-            return ImageInfo("jpeg", width, height, False, channels)
+            return ImageInfo("jpeg", width, height, False, channels, orientation)
         while pos < n and data[pos] == 0xFF:
             pos += 1
         if pos >= n:
@@ -41,7 +63,7 @@ def _jpeg(data):
         marker = data[pos]
         pos += 1
         if marker == 0xD9:
-            return ImageInfo("jpeg", width, height, True, channels)
+            return ImageInfo("jpeg", width, height, True, channels, orientation)
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:
             continue
         if pos + 2 > n:
@@ -49,13 +71,15 @@ def _jpeg(data):
         seglen = (data[pos] << 8) | data[pos + 1]
         if marker in _SOF and pos + 8 <= n:
             height, width, channels = struct.unpack_from(">HHB", data, pos + 3)
+        if marker == 0xE1 and orientation is None and data[pos + 2:pos + 8] == b"Exif\0\0":
+            orientation = _tiff_orientation(data[pos + 8:pos + seglen])
         if marker == 0xDA:
             # Entropy-coded data never holds FF D9 (a literal FF is stuffed as FF 00), so an end
             # marker after the first scan starts means the stream was written to its end.
             return ImageInfo("jpeg", width, height, data.rfind(b"\xff\xd9", pos) >= 0,
-                             channels)
+                             channels, orientation)
         pos += seglen
-    return ImageInfo("jpeg", width, height, False, channels)
+    return ImageInfo("jpeg", width, height, False, channels, orientation)
 
 
 def probe_image(data):

@@ -8,6 +8,7 @@ import statistics
 from collections import Counter
 
 from ..format.names import index_path_for
+from ..images.exif import mxnet_decodes_as_stored
 from ..sources.insightface import layout_summary, read_layout
 from ..sources.records import RecordSet
 from ..storage import is_url
@@ -58,7 +59,10 @@ def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | N
         when no size is known), ``encodings``: ``{"jpeg", "png", "npy", "other"}`` counts,
         ``label_only`` (records holding only a label: count and the first ones), ``layout``
         (``{"insightface": {images, identities, images_per_identity, ...}}`` for InsightFace's
-        face layout, else None) and ``readers`` (the label settings MXNet's iterators need).
+        face layout, else None), ``exif_orientation`` (``{"jpegs", "as_stored_by_imdecode",
+        "first"}``: the JPEGs whose EXIF orientation turns or mirrors them, on which MXNet's
+        readers disagree; how many of them ``mx.image.imdecode`` decodes as stored; the first
+        five keys, in index order) and ``readers`` (the label settings MXNet's iterators need).
 
     Raises
     ------
@@ -89,6 +93,7 @@ def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | N
     sizes = Counter()
     unknown = 0
     label_only = []
+    oriented = {"jpegs": 0, "as_stored_by_imdecode": 0, "first": []}
     with rf:
         for key, header, data in records(rf):
             n += 1
@@ -104,6 +109,8 @@ def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | N
                 first[float(header.label[0])] += 1
             encoding, info = encoding_of(data)
             encodings[encoding] += 1
+            if encoding == "jpeg" and info.orientation in range(2, 9):
+                _count_oriented(oriented, key, data)
             w, h = image_size(encoding, info, data)
             if w is None:
                 unknown += 1
@@ -132,8 +139,17 @@ def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | N
             {"key": int(k), "flag": int(h.flag), "label": _label_list(h)}
             for k, h in sorted(label_only, key=lambda kh: kh[0])[:5]]},
         "layout": _layout(rf.path, found_idx) if label_only else None,
+        "exif_orientation": oriented,
         "readers": _reader_settings(scalar, lengths, len(label_only)),
     }
+
+
+def _count_oriented(counts, key, data):
+    """Count a JPEG whose EXIF orientation turns or mirrors it (the first five keys kept)."""
+    counts["jpegs"] += 1
+    counts["as_stored_by_imdecode"] += mxnet_decodes_as_stored(data)
+    if len(counts["first"]) < 5:
+        counts["first"].append(int(key))
 
 
 def _layout(rec_path, idx_path):

@@ -9,7 +9,9 @@ are never changed, and an output that is also an input is refused. Files without
 
 InsightFace-layout inputs (a header record at key 0, identity records after the images: see
 :mod:`~mxnet_recpack.sources.insightface`) keep their layout: the operations work on the images
-and make a new header and identity records for what they write, or refuse, saying why.
+and make a new header and identity records for what they write (one per identity that has
+images, unless ``keep_empty_identities``), and InsightFace's ``property`` file beside them
+(:mod:`~mxnet_recpack.sources.face_property`); or refuse, saying why.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from ..pipeline.jobs import LOADER_OPTIONS, WRITER_OPTIONS, WriteJob, run_jobs, 
 from ..pipeline.journal import settle
 from ..sources.discover import split_by_ratio
 from ..sources.existing import LabelTable, RecordItems
-from ..sources.insightface import build_layout, identity_labels, read_layout
+from ..sources.face_property import folder_of, write_property
+from ..sources.insightface import build_layout, face_classes, identity_labels, read_layout
 from ..sources.records import RecordSet, expand_paths
 from ..storage import is_url, write_small
 
 __all__ = ["merge", "split", "shuffle", "open_inputs", "EDIT_OPTIONS", "run_edit",
-           "face_items", "read_keys_file", "file_layouts",
+           "face_items", "face_properties", "read_keys_file", "file_layouts",
            "check_output"]
 
 log = logging.getLogger(__name__)
@@ -88,14 +91,17 @@ def run_edit(items_by_output, options, what):
     return run_jobs(jobs, dask=opts["dask"], progress=opts["progress"])
 
 
-def face_items(records, positions, what, labels=None):
+def face_items(records, positions, what, labels=None, keep_empty=False):
     """RecordItems of the images at ``positions`` in InsightFace's layout: each identity's
-    images together (keys from 1), a new header record and identity records. ``labels``
-    (one per position, or None) replaces the stored labels first."""
+    images together (keys from 1), a new header record and identity records (``keep_empty``:
+    for every number up to the largest identity). ``labels`` (one per position, or None)
+    replaces the stored labels first. ``face_classes`` tells the ``property`` file's count."""
     stored = records.labels(positions)
     if labels is not None:
         stored = [s if n is None else n for s, n in zip(stored, labels)]
-    order, identities, header = build_layout(identity_labels(stored))
+    ids = identity_labels(stored)
+    order, identities, header = build_layout(ids, validate("keep_empty_identities",
+                                                           keep_empty))
     n = len(order)
     chosen = np.asarray(positions, dtype=np.int64)[order]
     made = {n + j: rec for j, rec in enumerate(identities)}
@@ -103,8 +109,24 @@ def face_items(records, positions, what, labels=None):
     keys = np.concatenate((np.arange(1, n + 1 + len(identities)), [0])).astype(np.uint64)
     table = LabelTable([labels[i] for i in order] + [None] * (len(identities) + 1)) \
         if labels is not None else None
-    return RecordItems(records, np.concatenate((chosen, np.full(len(made), -1))), keys=keys,
-                       set_ids=True, labels=table, made=made, what=what)
+    items = RecordItems(records, np.concatenate((chosen, np.full(len(made), -1))), keys=keys,
+                        set_ids=True, labels=table, made=made, what=what)
+    items.face_classes = face_classes(ids)
+    return items
+
+
+def face_properties(written, records, storage_options=None):
+    """Write InsightFace's ``property`` file for ``[(output .rec, face RecordItems)]`` (the
+    images copied from ``records``): one per folder, for all the outputs in it (a split's
+    parts: the classes of them all)."""
+    folders = {}
+    for output, items in written:
+        folders.setdefault(folder_of(output), []).append((output, items))
+    for group in folders.values():
+        positions = np.concatenate([items.positions[items.positions >= 0]
+                                    for _, items in group])
+        write_property(group[0][0], max(items.face_classes for _, items in group), records,
+                       positions, inputs=records.paths, storage_options=storage_options)
 
 
 def file_layouts(records):
@@ -150,7 +172,8 @@ def keymap_path_for(rec_path):
 
 
 def merge(output: str | os.PathLike, inputs, *, renumber: bool = False,
-          identities: str | None = None, **options):
+          identities: str | None = None,
+          keep_empty_identities: bool = D.keep_empty_identities, **options):
     """Merge record files into one, in input order.
 
     Keys are kept: a key in two inputs is refused up front, naming the keys; ``renumber``
@@ -158,7 +181,8 @@ def merge(output: str | os.PathLike, inputs, *, renumber: bool = False,
     old key, new key) beside the output. InsightFace-layout inputs (all of them, then) need
     ``identities``: ``"shared"`` (the inputs number the same people alike: labels kept) or
     ``"separate"`` (different people: each input's identities are numbered on after the
-    previous input's); the result has one header and the identity records of all.
+    previous input's); the result has one header, the identity records of all and
+    InsightFace's ``property`` file (see :mod:`~mxnet_recpack.sources.face_property`).
 
     ``options``: :data:`EDIT_OPTIONS`. Returns the :class:`~mxnet_recpack.WriteSummary`.
     """
@@ -168,7 +192,7 @@ def merge(output: str | os.PathLike, inputs, *, renumber: bool = False,
     check_output(output, records.paths)
     layouts = file_layouts(records)
     if any(layouts):
-        items = _merge_faces(records, layouts, identities)
+        items = _merge_faces(records, layouts, identities, keep_empty_identities)
     else:
         if identities is not None:
             raise OptionError("identities= is for merging InsightFace-layout files; these "
@@ -179,6 +203,8 @@ def merge(output: str | os.PathLike, inputs, *, renumber: bool = False,
         items = RecordItems(records, positions, keys=positions if renumber else None,
                             set_ids=renumber, what="merge")
     summary = run_edit([(output, items)], options, "merge")[0]
+    if any(layouts):
+        face_properties([(output, items)], records, options.get("storage_options"))
     if renumber and not any(layouts):
         lines = ["input\told_key\tnew_key\n"] + [
             "%s\t%d\t%d\n" % (records.paths[records._file[p]], records.keys[p], p)
@@ -188,7 +214,7 @@ def merge(output: str | os.PathLike, inputs, *, renumber: bool = False,
     return summary
 
 
-def _merge_faces(records, layouts, identities):
+def _merge_faces(records, layouts, identities, keep_empty):
     if not all(layouts):
         plain = [p for p, lay in zip(records.paths, layouts) if lay is None]
         raise OptionError("some inputs are InsightFace-layout files and some (%s) are not; "
@@ -211,7 +237,7 @@ def _merge_faces(records, layouts, identities):
         else:
             labels.extend([None] * len(mine))
     return face_items(records, np.concatenate(positions), "merge",
-                      labels if identities == "separate" else None)
+                      labels if identities == "separate" else None, keep_empty)
 
 
 def _shifted(label, offset):
@@ -245,7 +271,8 @@ def read_keys_file(path):
 
 def split(input, output_prefix: str | os.PathLike, *, train_ratio: float | None = None,
           test_ratio: float = 0.0, seed: int = D.seed, shuffle: bool = D.shuffle,
-          nsplit: int | None = None, keys_files=None, **options):
+          nsplit: int | None = None, keys_files=None,
+          keep_empty_identities: bool = D.keep_empty_identities, **options):
     """Split a record file into several, each record in exactly one.
 
     One of: ``train_ratio``/``test_ratio`` (membership as ``im2rec.py --list`` computes it for
@@ -253,7 +280,9 @@ def split(input, output_prefix: str | os.PathLike, *, train_ratio: float | None 
     ``PREFIX_train.rec``, ``PREFIX_val.rec``, ``PREFIX_test.rec``); ``nsplit`` (parts of equal
     record counts, ``PREFIX.part000.rec``...); ``keys_files`` (one output
     ``PREFIX_<file name>.rec`` per keys file, the rest in ``PREFIX_rest.rec``). Records keep
-    their input order and keys. Returns the list of summaries.
+    their input order and keys. An InsightFace-layout input gives outputs in that layout (each
+    with its own header and identity records) and one ``property`` file for them. Returns the
+    list of summaries.
     """
     prefix = os.fspath(output_prefix)
     records = open_inputs(input, options.get("storage_options"))
@@ -278,12 +307,15 @@ def split(input, output_prefix: str | os.PathLike, *, train_ratio: float | None 
                   for suffix, p in cut]
     for output, _ in pieces:
         check_output(output, records.paths)
-    jobs = [(out, face_items(records, p, "split") if layout else
-             RecordItems(records, p, what="split")) for out, p in pieces if len(p)]
+    jobs = [(out, face_items(records, p, "split", keep_empty=keep_empty_identities) if layout
+             else RecordItems(records, p, what="split")) for out, p in pieces if len(p)]
     for out, p in pieces:
         if not len(p):
             log.warning("%s: no records fall in this part; it is not written", out)
-    return run_edit(jobs, options, "split")
+    summaries = run_edit(jobs, options, "split")
+    if layout:
+        face_properties(jobs, records, options.get("storage_options"))
+    return summaries
 
 
 def _split_by_keys(records, units, keys_files, prefix):

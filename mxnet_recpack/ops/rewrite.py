@@ -18,6 +18,7 @@ from ..options import D, check_parts, validate
 from ..pipeline import adapters
 from ..pipeline.jobs import split_positions
 from ..sources.existing import RecordItems
+from ..sources.face_property import write_file_property
 from .edit import check_output, file_layouts, open_inputs, run_edit
 
 __all__ = ["rewrite", "Reencode", "REWRITE_OPTIONS"]
@@ -117,8 +118,9 @@ def rewrite(input, output: str | os.PathLike, transform: Callable | None = None,
     ``detection_labels``: None (default) refuses a crop or transform of images whose labels
     look like detection boxes; True moves boxes with ``center_crop`` (objects cropped out
     are dropped; resizing leaves normalized boxes as they are); False keeps labels as they
-    are. ``nsplit``/``part``: write parts (``OUTPUT.part000.rec``...). Returns the list of
-    summaries.
+    are. ``nsplit``/``part``: write parts (``OUTPUT.part000.rec``...). An InsightFace-layout
+    input keeps its records and gets a new ``property`` file (the new image size). Returns
+    the list of summaries.
     """
     image_options = {name: validate(name, value) for name, value in (
         ("resize", resize), ("center_crop", center_crop), ("color", color),
@@ -153,4 +155,8 @@ def rewrite(input, output: str | os.PathLike, transform: Callable | None = None,
         mine = split_positions(len(records), nsplit, k)
         jobs.append((out, RecordItems(records, mine, edit=edit, what="rewrite",
                                       strict=layout)))
-    return run_edit(jobs, options, "rewrite")
+    summaries = run_edit(jobs, options, "rewrite")
+    if layout:  # the images changed: InsightFace's property file gives their new size
+        write_file_property(output, inputs=records.paths,
+                            storage_options=options.get("storage_options"))
+    return summaries

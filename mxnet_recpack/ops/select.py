@@ -9,9 +9,11 @@ import numpy as np
 
 from ..errors import OptionError
 from ..format.header import normalize_label
+from ..options import D
 from ..sources.existing import LabelTable, RecordItems
 from ..sources.lists import parse_list
-from .edit import check_output, face_items, open_inputs, read_keys_file, run_edit, file_layouts
+from .edit import (check_output, face_items, face_properties, file_layouts, open_inputs,
+                   read_keys_file, run_edit)
 
 __all__ = ["filter_records", "relabel"]
 
@@ -60,7 +62,8 @@ def _flagged(records, options):
 
 def filter_records(input, output: str | os.PathLike, *, keep_keys=None, drop_keys=None,
                    labels=None, drop_labels=None, drop_label_only: bool = False,
-                   drop_flagged: bool = False, **options):
+                   drop_flagged: bool = False,
+                   keep_empty_identities: bool = D.keep_empty_identities, **options):
     """Write the records of ``input`` that pass every given test, in their order, keys kept.
 
     Parameters
@@ -76,8 +79,10 @@ def filter_records(input, output: str | os.PathLike, *, keep_keys=None, drop_key
         Drop what ``recpack verify`` reports (images that do not decode, damaged data,
         formats MXNet cannot read, changed checksums).
 
-    An InsightFace-layout input keeps its layout (its images are filtered, then a new header
-    and identity records are made), unless ``drop_label_only``. Returns the summary.
+    An InsightFace-layout input keeps its layout (its images are filtered, then a new header,
+    identity records for the identities left and the ``property`` file are made; with
+    ``keep_empty_identities``, also an empty record for each identity filtered out), unless
+    ``drop_label_only``. Returns the summary.
     """
     output = os.fspath(output)
     records = open_inputs(input, options.get("storage_options"))
@@ -110,9 +115,12 @@ def filter_records(input, output: str | os.PathLike, *, keep_keys=None, drop_key
     if not len(chosen):
         raise OptionError("no record of %s passes the filter; nothing was written"
                           % ", ".join(records.paths))
-    items = face_items(records, chosen, "filter") if layout else \
-        RecordItems(records, chosen, what="filter")
-    return run_edit([(output, items)], options, "filter")[0]
+    items = face_items(records, chosen, "filter", keep_empty=keep_empty_identities) \
+        if layout else RecordItems(records, chosen, what="filter")
+    summary = run_edit([(output, items)], options, "filter")[0]
+    if layout:
+        face_properties([(output, items)], records, options.get("storage_options"))
+    return summary
 
 
 def _read_mapping(mapping):
@@ -147,19 +155,29 @@ def _labels_from_list(records, positions, list_file, options):
     return out, missing, "the keys %s" % ", ".join(map(str, missing[:5]))
 
 
+def _mapped(stored, new):
+    """The new label of a record whose label is ``stored``, by the mapping rule: a number
+    becomes ``new``; a vector whose first value is mapped to one number keeps its other
+    values; to several numbers, it becomes them."""
+    if new is None or not isinstance(stored, np.ndarray) or not isinstance(new, float):
+        return new
+    out = stored.astype(np.float32)
+    out[0] = new
+    return out
+
+
 def _labels_from_mapping(records, positions, mapping):
     table = _read_mapping(mapping)
-    stored = records.labels(positions)
-    if any(isinstance(s, np.ndarray) for s in stored):  # labels() gives floats or vectors
-        raise OptionError("a label mapping maps single labels, but some records hold label "
-                          "vectors; give new labels by key with list_file= (--list) instead")
-    out = [table.get(float(s)) for s in stored]
-    missing = sorted({float(s) for s, n in zip(stored, out) if n is None})
+    stored = records.labels(positions)  # floats, or float32 vectors (flag >= 1 values)
+    keys = [float(s[0]) if isinstance(s, np.ndarray) else float(s) for s in stored]
+    out = [_mapped(s, table.get(k)) for s, k in zip(stored, keys)]
+    missing = sorted({k for k, n in zip(keys, out) if n is None})
     return out, missing, "the labels %s" % ", ".join("%g" % v for v in missing[:5])
 
 
 def relabel(input, output: str | os.PathLike, *, list_file=None, mapping=None,
-            keep_missing: bool = False, **options):
+            keep_missing: bool = False,
+            keep_empty_identities: bool = D.keep_empty_identities, **options):
     """Write every record of ``input`` with a new label; image bytes, keys and ``id2`` kept.
 
     Parameters
@@ -168,14 +186,17 @@ def relabel(input, output: str | os.PathLike, *, list_file=None, mapping=None,
         An im2rec ``.lst``: each record gets the label(s) of the line with its key (several
         labels: a vector).
     mapping : str or dict, optional
-        ``{old label: new label}``, or a file of ``OLD NEW`` lines: each record's (scalar)
-        label is mapped.
+        ``{old label: new label}``, or a file of ``OLD NEW [NEW...]`` lines. A number label
+        becomes the new label (several new values: a vector). A vector label (InsightFace's
+        ``[identity, aligned]``) is looked up by its first value, the identity: one new
+        number replaces that value and keeps the others; several make the new label whole.
     keep_missing : bool
         Keep the stored label of a record the list or mapping does not cover (default: refuse,
         naming them, before anything is written).
 
-    An InsightFace-layout input gets a new header and identity records for its new labels.
-    Returns the summary.
+    An InsightFace-layout input gets a new header, identity records and ``property`` file
+    for its new labels (``keep_empty_identities``: see :func:`filter_records`). Returns the
+    summary.
     """
     if (list_file is None) == (mapping is None):
         raise OptionError("relabel needs exactly one of list_file= (--list) or mapping= "
@@ -195,7 +216,10 @@ def relabel(input, output: str | os.PathLike, *, list_file=None, mapping=None,
                           % (list_file or "the mapping", len(missing), named,
                              ", ..." if len(missing) > 5 else ""))
     if layout:
-        items = face_items(records, units, "relabel", labels)
+        items = face_items(records, units, "relabel", labels, keep_empty_identities)
     else:
         items = RecordItems(records, units, labels=LabelTable(labels), what="relabel")
-    return run_edit([(output, items)], options, "relabel")[0]
+    summary = run_edit([(output, items)], options, "relabel")[0]
+    if layout:
+        face_properties([(output, items)], records, options.get("storage_options"))
+    return summary

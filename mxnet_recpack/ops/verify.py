@@ -11,7 +11,8 @@ key other than the one the sidecar recorded for that record, or, without a sidec
 that break the convention the rest of the file follows (key = header id, as im2rec and recpack
 write, or key = position, as ``rec2idx.py`` does). Reported, not failed: a file that keys its
 records its own way, a sidecar that describes a file of another length (its entries still
-vouch for the records they list).
+vouch for the records they list), JPEGs whose EXIF orientation MXNet's readers disagree on
+(:mod:`~mxnet_recpack.images.exif`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..options import validate
 from ..pipeline.executors import run_batches
 from ..pipeline.journal import settle
 from ..storage import is_url
-from .image_checks import DecodeChecks, image_problem
+from .image_checks import DecodeChecks, ImageNotes, image_problem
 
 __all__ = ["verify", "Problem", "VerifyResult"]
 
@@ -76,6 +77,7 @@ class _Report:
 
     def __init__(self, limit):
         self.limit, self.problems, self.notes, self.count = limit, [], [], 0
+        self.images = ImageNotes(limit)  # the image checks' notes, added last
 
     def problem(self, offset, key, message):
         self.count += 1
@@ -158,9 +160,10 @@ def _walk(rec_path, expected, quick, decode, accept, report):
             elif decode and not quick:
                 images.append((offset, int(header.id)))
             else:
-                problem, note = image_problem(body, decode=False, accept_jpeg_warnings=accept)
+                problem, notes = image_problem(body, decode=False, accept_jpeg_warnings=accept)
                 if problem:
                     report.problem(offset, int(header.id), problem)
+                report.images.add(offset, int(header.id), notes)
                 images.append(None)
     for off, key in expected.missing()[:report.limit]:
         report.problem(off, key, "the checksum sidecar lists a record here that the file no "
@@ -272,14 +275,14 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
                               accept_jpeg_warnings=accept_jpeg_warnings)
         for batch in run_batches(checks, num_workers=num_threads if num_threads > 1 else 0,
                                  batch_size=64, thread_pool=False):
-            for i, (problem, note) in batch:
+            for i, (problem, notes) in batch:
                 if problem:
                     report.problem(int(checks.offsets[i]), checks.key(i), problem)
-                if note:
-                    report.note("byte offset %d (key %d): %s" % (checks.offsets[i],
-                                                                 checks.key(i), note))
+                report.images.add(int(checks.offsets[i]), checks.key(i), notes)
     if label_only:
         _check_face_layout(rec_path, idx_path, report)
+    for note in report.images.notes():
+        report.note(note)
     result = VerifyResult(len(found), report.problems)
     result.images, result.label_only = len(images), label_only
     result.notes, result.checksums = report.notes, checksums

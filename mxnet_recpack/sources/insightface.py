@@ -11,6 +11,13 @@ For N images of M identities (the classic layout of ``face2rec2.py`` and ``RecBu
 Readers take the images as keys ``1 .. label[0]-1`` of the header and the identities as keys
 ``label[0] .. label[1]-1``. InsightFace's newer ``RecBuilder`` (``python-package``) writes
 images from key 0 with no header and no identity records: that is an ordinary file here.
+
+What this package writes (:func:`build_layout`) follows ``arcface_mxnet``'s ``RecBuilder``
+(``recognition/arcface_mxnet/common/rec_builder.py``): images first, then one identity record
+per identity that has images, in identity order, then the header record, whose ``id2`` is 1
+(every other record's is 0). An identity number no image has gets no record (``RecBuilder``
+writes none; a reader sampling identities would meet an empty range), unless
+``keep_empty=True``: then identity ``j`` is record ``N+1+j``.
 """
 
 from collections import namedtuple
@@ -21,7 +28,7 @@ from ..errors import RecordFormatError
 from ..format.header import label_only_record
 
 __all__ = ["FaceLayout", "read_layout", "check_layout", "identity_labels", "build_layout",
-           "layout_summary", "property_text", "FaceLayoutDataset"]
+           "face_classes", "layout_summary", "FaceLayoutDataset"]
 
 #: ``images``/``identities``: RecordSet positions of keys ``1 .. first-1`` and ``first ..
 #: end-1`` (-1 where a key is missing); ``header``: the header record's position.
@@ -94,10 +101,13 @@ def check_layout(records, layout, *, limit=20):
         notes.append("InsightFace layout: %d of %d images are in no identity's range"
                      % (layout.first - 1 - covered, layout.first - 1))
     if not problems:
-        wrong = _label_mismatches(records, layout, ranges)
-        if wrong:
-            notes.append("InsightFace layout: %d image(s) carry a label other than the number "
-                         "of the identity whose range holds them" % wrong)
+        mixed, split = _label_mismatches(records, layout, ranges)
+        if mixed:
+            notes.append("InsightFace layout: %d image(s) carry a label other than the first "
+                         "image of the identity range that holds them" % mixed)
+        if split:
+            notes.append("InsightFace layout: %d identities have images in more than one "
+                         "identity range" % split)
     outside = len(records) - 1 - len(present) - int((layout.identities >= 0).sum())
     if outside > 0:
         notes.append("InsightFace layout: %d record(s) outside it (keys >= %d): readers that "
@@ -106,13 +116,18 @@ def check_layout(records, layout, *, limit=20):
 
 
 def _label_mismatches(records, layout, ranges):
-    wrong = 0
-    for j, (a, b) in enumerate(ranges):
-        for k in range(a, b):
-            label = records.header(int(layout.images[k - 1])).label
-            value = float(label) if np.ndim(label) == 0 else float(label[0])
-            wrong += value != j
-    return wrong
+    """``(images whose label is not their range's, identities found in several ranges)``; a
+    range's identity is the label of its first image (a vector label's first value)."""
+    values = np.array([float(v) if np.ndim(v) == 0 else float(v[0])
+                       for v in records.labels(layout.images)])
+    mixed, split, seen = 0, 0, set()
+    for a, b in ranges:
+        if b > a:
+            identity = values[a - 1]
+            mixed += int((values[a - 1:b - 1] != identity).sum())
+            split += identity in seen
+            seen.add(identity)
+    return mixed, split
 
 
 def identity_labels(labels, where="label"):
@@ -129,20 +144,30 @@ def identity_labels(labels, where="label"):
     return out
 
 
-def build_layout(identities):
+def build_layout(identities, keep_empty=False):
     """The layout for images with these identities (in their order): ``(order, identity
     records, header record)``. ``order`` puts each identity's images together (stable);
-    image ``order[i]`` gets key ``i + 1``. There is one identity record per number ``0 ..
-    max`` (an empty range for a number no image has), so record ``N+1+j`` is identity ``j``."""
+    image ``order[i]`` gets key ``i + 1``. One identity record per identity that has images,
+    in identity order; ``keep_empty``: one per number ``0 .. max`` (an empty range for a
+    number no image has), so that record ``N+1+j`` is identity ``j``. The header's ``id2``
+    is 1, as ``RecBuilder`` writes it."""
     identities = np.asarray(identities, dtype=np.int64)
     n = len(identities)
     order = np.argsort(identities, kind="stable")
     counts = np.bincount(identities, minlength=1) if n else np.zeros(0, np.int64)
     starts = 1 + np.concatenate(([0], np.cumsum(counts)[:-1])) if n else counts
-    records = [label_only_record([s, s + c], n + 1 + j)
-               for j, (s, c) in enumerate(zip(starts.tolist(), counts.tolist()))]
-    header = label_only_record([n + 1, n + 1 + len(records)], 0)
+    numbers = np.arange(len(counts)) if keep_empty else np.flatnonzero(counts)
+    records = [label_only_record([starts[j], starts[j] + counts[j]], n + 1 + r)
+               for r, j in enumerate(numbers.tolist())]
+    header = label_only_record([n + 1, n + 1 + len(records)], 0, id2=1)
     return order, records, header
+
+
+def face_classes(identities):
+    """The number of classes InsightFace's ``property`` file gives for these identities:
+    the largest one + 1, as ``RecBuilder`` counts them (0 for none)."""
+    identities = np.asarray(identities, dtype=np.int64)
+    return int(identities.max()) + 1 if len(identities) else 0
 
 
 def layout_summary(records, layout):
@@ -156,20 +181,14 @@ def layout_summary(records, layout):
             "end_key": layout.end}
 
 
-def property_text(identities, height, width):
-    """The ``property`` file InsightFace's scripts read beside ``train.rec``:
-    ``num_classes,H,W``."""
-    return "%d,%d,%d\n" % (identities, height, width)
-
-
 class FaceLayoutDataset:
     """Images (a dataset of ``(image, label)`` in any order, labels the identities) as the
     InsightFace layout: the images of each identity together at keys ``1..N``, then the
     identity records, then the header record at key 0 (the order InsightFace's ``RecBuilder``
     writes)."""
 
-    def __init__(self, images, identities):
-        order, made, header = build_layout(identities)
+    def __init__(self, images, identities, keep_empty=False):
+        order, made, header = build_layout(identities, keep_empty)
         self.images, self.order = images, order
         self.identities = len(made)
         n = len(order)

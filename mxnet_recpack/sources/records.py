@@ -35,16 +35,18 @@ _GATHER = 128  # records per memory map: bounds the pages mapped at once (fault-
 
 
 def _gather(fd, size, offsets, out, rows):
-    """``out[rows[j]] = `` the ``_HEAD`` bytes at ``offsets[j]`` of the file ``fd``."""
+    """``out[rows[j]] = `` the ``out.shape[1]`` bytes at ``offsets[j]`` of the file ``fd``
+    (past its end: its last byte repeated)."""
     gran = mmap.ALLOCATIONGRANULARITY
+    width = out.shape[1]
     for start in range(0, len(offsets), _GATHER):
         offs = offsets[start:start + _GATHER]
         lo = int(offs.min()) // gran * gran
-        hi = min(size, int(offs.max()) + _HEAD)
+        hi = min(size, int(offs.max()) + width)
         mm = mmap.mmap(fd, hi - lo, access=mmap.ACCESS_READ, offset=lo)
         try:
             view = np.frombuffer(mm, np.uint8)
-            at = np.minimum((offs - lo)[:, None] + np.arange(_HEAD), hi - lo - 1)
+            at = np.minimum((offs - lo)[:, None] + np.arange(width), hi - lo - 1)
             out[rows[start:start + _GATHER]] = view[at]
             del view
         finally:
@@ -286,9 +288,16 @@ class RecordSet:
         return [(p, int(self._files.size(f))) for f, p in enumerate(self.paths)]
 
     def _heads(self, positions):
-        """The first 32 bytes (frame head + image header) of each record at ``positions``,
-        gathered from small memory maps, each unmapped before the next (memory stays flat)."""
-        out = np.zeros((len(positions), _HEAD), np.uint8)
+        """The first 32 bytes (frame head + image header) of each record at ``positions``."""
+        return self.prefixes(positions, _HEAD)
+
+    def prefixes(self, positions, nbytes):
+        """``(len(positions), nbytes)`` uint8: the first ``nbytes`` of each record at
+        ``positions``, its frame head included (past a record's end: the bytes after it, or
+        zeros at the end of a remote file), gathered from small memory maps, each unmapped
+        before the next (memory stays flat)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.zeros((len(positions), nbytes), np.uint8)
         for f in np.unique(self._file[positions]) if len(positions) else ():
             mine = np.flatnonzero(self._file[positions] == f)
             path = self.paths[f]
@@ -297,7 +306,7 @@ class RecordSet:
                 _gather(self._files.fd(f), self._files.size(f), offs, out, mine)
             else:
                 for row, off in zip(mine, offs):
-                    head = self._files.read(f, int(off), _HEAD)
+                    head = self._files.read(f, int(off), nbytes)
                     out[row, :len(head)] = np.frombuffer(head, np.uint8)
         return out
 
