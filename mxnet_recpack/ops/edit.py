@@ -30,7 +30,7 @@ from ..sources.discover import split_by_ratio
 from ..sources.existing import LabelTable, RecordItems
 from ..sources.insightface import build_layout, identity_labels, read_layout
 from ..sources.records import RecordSet, expand_paths
-from ..storage import is_url, write_small
+from ..storage import check_regular_file, is_url, write_small
 
 __all__ = ["merge", "split", "shuffle", "open_inputs", "EDIT_OPTIONS", "run_edit",
            "face_items", "read_keys_file", "file_layouts",
@@ -49,7 +49,7 @@ def open_inputs(inputs, storage_options=None):
     paths = expand_paths(inputs)
     for path in paths:
         if not is_url(path):
-            if not os.path.isfile(path):
+            if not check_regular_file(path, "an input record file", missing_ok=True):
                 raise FileNotFoundError("%s: record file not found" % path)
             settle(path)
     return RecordSet(paths, storage_options=storage_options, scan=True)
@@ -226,6 +226,7 @@ def read_keys_file(path):
     """The keys in a keys file: one per line, the first tab- or space-separated column (so an
     im2rec ``.lst`` is a keys file too); blank lines and ``#`` comments are skipped."""
     keys = []
+    check_regular_file(path, "a keys file")
     with open(os.fspath(path), encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             field = line.split("#", 1)[0].split(None, 1)

@@ -14,6 +14,7 @@ from ..format.names import index_path_for, stem
 from ..pipeline.journal import commit, journal_path_for, recover
 from ..pipeline.lock import OutputLock
 from ..pipeline.writer import RecordFileWriter
+from ..storage import check_regular_file
 
 __all__ = ["rebuild_index", "salvage"]
 
@@ -48,6 +49,7 @@ def rebuild_index(rec_path: str | os.PathLike, idx_path: str | os.PathLike | Non
         note = recover(journal_path_for(rec_path))
         if note:
             log.warning("%s: %s", rec_path, note)
+        check_regular_file(rec_path, "the record file")
         with open(rec_path, "rb") as f:
             offsets, ids = record_starts(f, os.fstat(f.fileno()).st_size, path=rec_path)
         if keys == "id" and None in ids:
@@ -83,6 +85,7 @@ def salvage(rec_path: str | os.PathLike, out_path: str | os.PathLike | None = No
     out_path = os.fspath(out_path) if out_path else stem(rec_path) + ".salvaged.rec"
     if os.path.abspath(out_path) == os.path.abspath(rec_path):
         raise OptionError("salvage writes a new file: give an output other than %s" % rec_path)
+    check_regular_file(rec_path, "the record file")
     damaged, kept = [], 0
     with open(rec_path, "rb") as f, RecordFileWriter(out_path, _command="salvage") as w:
         for offset, payload, error in scan(f, path=rec_path):

@@ -11,6 +11,7 @@ from ..errors import OptionError
 from ..format.header import normalize_label
 from ..sources.existing import LabelTable, RecordItems
 from ..sources.lists import parse_list
+from ..storage import check_regular_file
 from .edit import check_output, face_items, open_inputs, read_keys_file, run_edit, file_layouts
 
 __all__ = ["filter_records", "relabel"]
@@ -119,6 +120,7 @@ def _read_mapping(mapping):
     if not isinstance(mapping, (str, os.PathLike)):
         return {float(np.float32(k)): normalize_label(v) for k, v in dict(mapping).items()}
     out = {}
+    check_regular_file(mapping, "a label mapping file")
     with open(os.fspath(mapping), encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             fields = line.split("#", 1)[0].split()

@@ -25,7 +25,7 @@ from ..format.names import crc_path_for, index_path_for
 from ..options import validate
 from ..pipeline.executors import run_batches
 from ..pipeline.journal import settle
-from ..storage import is_url
+from ..storage import check_regular_file, is_url
 from .image_checks import DecodeChecks, image_problem
 
 __all__ = ["verify", "Problem", "VerifyResult"]
@@ -201,6 +201,7 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
     idx_path = index_path_for(rec_path) if idx_path is None else os.fspath(idx_path)
     num_threads = validate("num_thread", num_threads)
     settle(rec_path)
+    _check_files(rec_path, idx_path)
     report = _Report(max_problems)
     entries = _load_index(idx_path, rec_path, report)
     sums, checksums = _load_checksums(rec_path, os.path.getsize(rec_path), report)
@@ -231,6 +232,13 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
     result.decoded = decode and not quick
     result.problem_count = report.count
     return result
+
+
+def _check_files(rec_path, idx_path):
+    """Refuse a ``.rec``, ``.idx`` or ``.crc`` that is a directory, a FIFO or a device."""
+    check_regular_file(rec_path, "the record file")
+    check_regular_file(idx_path, "the index", missing_ok=True)
+    check_regular_file(crc_path_for(rec_path), "the checksum sidecar", missing_ok=True)
 
 
 def _check_face_layout(rec_path, idx_path, report):

@@ -1,0 +1,126 @@
+"""The front doors: every file a command reads is checked for being a regular file before it is
+read (a FIFO would block for ever, /dev/zero never ends, a directory is no file), refused by
+name, without a hang; options are checked before any input is opened; the interrupt message
+advises only what the command can do."""
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+import mxnet_recpack as rp
+from helpers import idx_of, recpack_cmd, write_arrays
+from mxnet_recpack import RecordDataset
+
+KINDS = {"fifo": "a FIFO (named pipe)", "dev_zero": "a character device",
+         "directory": "a directory"}
+
+
+def make(path, kind):
+    """``path`` as a FIFO, as /dev/zero (a symbolic link to it) or as a directory."""
+    path = str(path)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev_zero":
+        os.symlink("/dev/zero", path)
+    else:
+        os.mkdir(path)
+    return path
+
+
+def refused(result, path, kind, what):
+    """The command failed at once, with one line naming the path, what it is, and as what."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "%s is %s, not a regular file: refused as %s" % (path, KINDS[kind], what) in \
+        result.stderr, result.stderr
+
+
+def cli(*args, cwd=None):
+    return subprocess.run(recpack_cmd(*args), capture_output=True, text=True, timeout=60,
+                          cwd=cwd)
+
+
+@pytest.fixture
+def good(tmp_path):
+    return write_arrays(tmp_path / "good.rec", [np.full((8, 8, 3), 9 * i, np.uint8)
+                                                for i in range(4)], [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("command", [
+    ("verify",), ("verify", "--quick"), ("index",), ("index", "--salvage"), ("inspect",),
+    ("extract", "OUT"), ("shuffle", "OUT.rec"), ("merge",), ("filter", "OUT.rec")])
+def test_a_record_file_that_is_not_a_file_is_refused_by_every_command(tmp_path, kind,
+                                                                      command):
+    rec = make(tmp_path / "x.rec", kind)
+    name, rest = command[0], [str(tmp_path / a) if a.startswith("OUT") else a
+                              for a in command[1:]]
+    args = [name, str(tmp_path / "m.rec"), rec] if name == "merge" else [name, rec] + rest
+    refused(cli(*args), rec, kind, "an input record file" if name in (
+        "shuffle", "merge", "filter") else "the record file")
+    assert sorted(os.listdir(tmp_path)) == ["x.rec"]  # no .idx of /dev/zero, nothing else
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero"])
+def test_an_index_or_sidecar_that_is_not_a_file_is_refused(tmp_path, good, kind):
+    os.remove(idx_of(good))
+    idx = make(idx_of(good), kind)
+    for args in (("verify", good), ("inspect", good), ("extract", good, tmp_path / "out"),
+                 ("shuffle", good, tmp_path / "s.rec")):
+        refused(cli(*args), idx, kind, "the index")
+    with pytest.raises(rp.NotAFileError, match="refused as the index"):
+        RecordDataset(good)
+    os.remove(idx)
+    rp.rebuild_index(good)
+    os.remove(good[:-4] + ".crc")
+    crc = make(good[:-4] + ".crc", kind)
+    refused(cli("verify", good), crc, kind, "the checksum sidecar")
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_lists_keys_files_and_mappings_that_are_not_files_are_refused(tmp_path, good, kind):
+    thing = make(tmp_path / "t.txt", kind)
+    refused(cli("filter", good, tmp_path / "f.rec", "--keep-keys", thing), thing, kind,
+            "a keys file")
+    refused(cli("relabel", good, tmp_path / "r.rec", "--mapping", thing), thing, kind,
+            "a label mapping file")
+    refused(cli("relabel", good, tmp_path / "r.rec", "--list", thing), thing, kind,
+            "an im2rec list file")
+    lst = make(tmp_path / "d.lst", kind)
+    result = cli("im2rec", tmp_path / "d", tmp_path)
+    if kind == "directory":  # not a list (as im2rec.py), so there is none to pack
+        assert result.returncode == 1 and "no list file d*.lst in" in result.stderr
+    else:
+        refused(result, lst, kind, "an im2rec list file")
+    assert not any(n.startswith(("f.", "r.", "d.rec")) for n in os.listdir(tmp_path))
+
+
+# ---- interrupted: what is left, and what to do ------------------------------------------------
+
+def test_an_interrupted_verify_says_nothing_changed_and_no_resume(tmp_path):
+    """SIGTERM while verify decodes: exit 130, and the message does not advise --resume, which
+    verify does not have. (im2rec's advice to resume: test_nothing_lost.)"""
+    rng = np.random.RandomState(0)
+    rec = write_arrays(tmp_path / "big.rec", [rng.randint(0, 255, (160, 160, 3)).astype(np.uint8)
+                                              for _ in range(800)], [0] * 800)
+    proc = subprocess.Popen(recpack_cmd("verify", rec), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    target, deadline = os.path.realpath(rec), time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:  # until it reads the file
+        try:
+            if any(os.readlink("/proc/%d/fd/%s" % (proc.pid, fd)) == target
+                   for fd in os.listdir("/proc/%d/fd" % proc.pid)):
+                break
+        except OSError:
+            pass
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGSTOP)  # held in verify: the signal arrives there
+    assert proc.poll() is None, "verify finished before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == "recpack: interrupted; nothing was changed\n"
