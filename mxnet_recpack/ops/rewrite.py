@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from ..errors import BadImageError, OptionError
+from ..errors import BadImageError, ImageEncodeError, OptionError
 from ..format.header import (crop_detection_label, looks_like_detection_label, unpack_record,
                              with_data, with_label)
 from ..format.names import part_path
 from ..images.codec import BGR, ImageEncoder
+from ..images.encodings import ENCODINGS
 from ..images.probe import check_image_bytes
 from ..images.transform import Preprocess, center_crop_window
 from ..options import D, check_parts, validate
@@ -74,11 +75,32 @@ class Reencode:
         image, before = self._preprocess.run(data, info, key, source)
         if self.transform is not None:
             image = self.transform(image[:, :, None] if image.ndim == 2 else BGR.to_rgb(image))
+            if isinstance(image, (bytes, bytearray, memoryview)):
+                image = self._checked_bytes(image, source)
         out = with_data(payload, self._encode(image))
         if self.boxes:
             label = crop_detection_label(header.label, center_crop_window(*before))
             out = with_label(out, label)
         return out
+
+
+    def _checked_bytes(self, data, source):
+        """Bytes a transform returned, stored as they are only when they are an image MXNet's
+        decoder reads (complete, within ``max_pixels``), as pass-through checks files."""
+        data = bytes(data)
+        try:
+            info = check_image_bytes(data, max_pixels=self.options["max_pixels"],
+                                     require_known=True)
+            if not ENCODINGS[info.format].mxnet_decodes:
+                raise BadImageError("a %s image, which MXNet's decoder cannot read"
+                                    % info.format.upper())
+        except BadImageError as exc:
+            raise ImageEncodeError(
+                "%s: the transform returned %d bytes that cannot be stored as the image (%s). "
+                "Return a numpy H x W x C RGB image (encoded with encoding=%r), or the bytes of "
+                "a whole JPEG or PNG" % (source, len(data), exc, self.options["encoding"])) \
+                from None
+        return data
 
 
 def _check_labels(records, positions, geometry, detection_labels):
