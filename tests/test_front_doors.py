@@ -124,3 +124,81 @@ def test_an_interrupted_verify_says_nothing_changed_and_no_resume(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err == "recpack: interrupted; nothing was changed\n"
+
+
+# ---- options before inputs --------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda i, t: rp.merge(t / "m.rec", [i, i], batch_size=0), r"batch_size = 0 is not valid"),
+    (lambda i, t: rp.merge(t / "m.rec", [i], identities="same"), r"identities = 'same'"),
+    (lambda i, t: rp.shuffle(i, t / "s.rec", seed=-1), r"seed = -1 is not valid"),
+    (lambda i, t: rp.shuffle(i, t / "s.rec", num_worker=2), r"unknown option key\(s\) "
+                                                            r"'num_worker'"),
+    (lambda i, t: rp.split(i, t / "p", train_ratio=0.8, test_ratio=0.3),
+     r"train_ratio \+ test_ratio must be at most 1"),
+    (lambda i, t: rp.split(i, t / "p"), r"split needs exactly one of"),
+    (lambda i, t: rp.split(i, t / "p", nsplit=0), r"nsplit = 0 is not valid"),
+    (lambda i, t: rp.split(i, t / "p", keys_files=[t / "k.txt", t / "k.txt"]),
+     r"two keys files are named 'k'"),
+    (lambda i, t: rp.filter_records(i, t / "f.rec", keep_keys=[-1]), r"keep_keys = \[-1\] is "
+                                                                      r"not valid"),
+    (lambda i, t: rp.filter_records(i, t / "f.rec", labels=["cat"]), r"labels = \['cat'\]"),
+    (lambda i, t: rp.filter_records(i, t / "f.rec", drop_keys=t / "bad_keys.txt"),
+     r"bad_keys\.txt:1: 'x' is not a record key"),
+    (lambda i, t: rp.relabel(i, t / "r.rec", mapping=t / "bad_map.txt"),
+     r"bad_map\.txt:1: expected 'OLD_LABEL NEW_LABEL"),
+    (lambda i, t: rp.relabel(i, t / "r.rec", list_file=t / "bad.lst"), r"bad\.lst:1: "),
+    (lambda i, t: rp.rewrite(i, t / "w.rec", quality=101), r"quality = 101 is not valid"),
+    (lambda i, t: rp.rewrite(i, t / "w.rec", nsplit=2, part=2), r"part = 2 is not valid"),
+    (lambda i, t: rp.rewrite(i, t / "w.rec", timeout=0), r"timeout = 0 is not valid"),
+])
+def test_the_operations_check_their_options_before_they_open_an_input(tmp_path, call,
+                                                                       message):
+    """An input that cannot be opened (a missing file here; a 100 GB one in life) is never
+    reached when an option is wrong: the option is named at once."""
+    (tmp_path / "k.txt").write_text("1\n")
+    (tmp_path / "bad_keys.txt").write_text("x\n")
+    (tmp_path / "bad_map.txt").write_text("1\n")
+    (tmp_path / "bad.lst").write_text("1\tx.jpg\n")
+    with pytest.raises((rp.OptionError, rp.ListFormatError), match=message):
+        call(str(tmp_path / "missing.rec"), tmp_path)
+
+
+# ---- InsightFace layout of every input --------------------------------------------------------
+
+def face_file(folder, name, people):
+    """An InsightFace-layout file packed by im2rec from a folder per identity."""
+    import cv2
+    root = folder / (name + "_people")
+    for person, n in people.items():
+        (root / person).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(root / person / ("%d.png" % i)), np.full((12, 12, 3), 20 * i + n,
+                                                                     np.uint8))
+    prefix = str(folder / name)
+    rp.make_list(str(root), prefix, recursive=True)
+    return rp.im2rec(prefix + ".lst", None, {"root": str(root), "insightface": True})
+
+
+@pytest.mark.parametrize("op", ["shuffle", "split", "filter", "relabel", "rewrite"])
+def test_several_inputs_one_of_them_a_face_file_are_refused_by_name(tmp_path, good, op):
+    """Each input's layout is checked, not only a sole input's: two face files taken as one
+    would come out with identity ranges that name the wrong images."""
+    faces = [face_file(tmp_path, "a", {"ann": 2, "ben": 3}), face_file(tmp_path, "b",
+                                                                       {"cid": 2})]
+    (tmp_path / "keys.txt").write_text("1\n")
+    (tmp_path / "map.txt").write_text("0 5\n1 6\n")
+    run = {"shuffle": lambda ins: rp.shuffle(ins, tmp_path / "out.rec"),
+           "split": lambda ins: rp.split(ins, tmp_path / "out", nsplit=2),
+           "filter": lambda ins: rp.filter_records(ins, tmp_path / "out.rec",
+                                                   drop_keys=tmp_path / "keys.txt"),
+           "relabel": lambda ins: rp.relabel(ins, tmp_path / "out.rec",
+                                             mapping=tmp_path / "map.txt", keep_missing=True),
+           "rewrite": lambda ins: rp.rewrite(ins, tmp_path / "out.rec", resize=8)}[op]
+    for inputs, named in ((faces, "%s, %s are" % tuple(faces)), ([good, faces[1]],
+                                                               "%s is" % faces[1])):
+        with pytest.raises(rp.OptionError, match=r"%s in InsightFace's layout .*: %s takes one "
+                           r"such file at a time. Merge them first" % (named, op)):
+            run(inputs)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("out")]
+    run([good])  # plain files go through

@@ -15,11 +15,11 @@ from ..images.codec import BGR, ImageEncoder
 from ..images.encodings import ENCODINGS
 from ..images.probe import check_image_bytes
 from ..images.transform import Preprocess, center_crop_window
-from ..options import D, check_parts, validate
+from ..options import D, check_parts, resolve, validate
 from ..pipeline import adapters
 from ..pipeline.jobs import split_positions
 from ..sources.existing import RecordItems
-from .edit import check_output, file_layouts, open_inputs, run_edit
+from .edit import EDIT_OPTIONS, check_output, open_inputs, run_edit, single_layout
 
 __all__ = ["rewrite", "Reencode", "REWRITE_OPTIONS"]
 
@@ -154,25 +154,27 @@ def rewrite(input, output: str | os.PathLike, transform: Callable | None = None,
                           "transform t as lambda img: t(mx.nd.array(img)).asnumpy()")
     if detection_labels is not None:
         detection_labels = validate("detection_labels", detection_labels)
+    opts = resolve(options, EDIT_OPTIONS)  # every option checked before an input is opened
+    nsplit = validate("nsplit", nsplit)
+    parts = check_parts(nsplit, part)
     output = os.fspath(output)
-    records = open_inputs(input, options.get("storage_options"))
+    records = open_inputs(input, opts["storage_options"])
     positions = list(range(len(records)))
     geometry = "transform" if transform is not None else (
         "crop" if image_options["center_crop"] else None)
     _check_labels(records, positions, geometry, detection_labels)
     edit = Reencode(image_options, transform, boxes=bool(detection_labels))
     jobs = []
-    nsplit = validate("nsplit", nsplit)
     # An InsightFace file keeps its keys, so its layout holds if every image is stored, whole.
-    layout = any(one is not None for one in file_layouts(records))
+    layout = single_layout(records, "rewrite") is not None
     if layout and nsplit > 1:
         raise OptionError("%s is in InsightFace's layout (its header and identity records "
                           "count every image): rewrite it whole, then split it with `recpack "
                           "split`, which makes each part's layout" % ", ".join(records.paths))
-    for k in check_parts(nsplit, part):
+    for k in parts:
         out = output if nsplit == 1 else part_path(output, k)
         check_output(out, records.paths)
         mine = split_positions(len(records), nsplit, k)
         jobs.append((out, RecordItems(records, mine, edit=edit, what="rewrite",
                                       strict=layout)))
-    return run_edit(jobs, options, "rewrite")
+    return run_edit(jobs, opts, "rewrite")
