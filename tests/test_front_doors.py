@@ -202,3 +202,41 @@ def test_several_inputs_one_of_them_a_face_file_are_refused_by_name(tmp_path, go
             run(inputs)
     assert not [n for n in os.listdir(tmp_path) if n.startswith("out")]
     run([good])  # plain files go through
+
+
+# ---- a URL read through a local copy: results and errors name the URL ------------------------
+
+@pytest.mark.s3
+def test_what_is_read_through_a_local_copy_names_the_url_not_the_copy(tmp_path, good, s3):
+    """inspect, verify, extract and index read an s3:// file through a temporary local copy,
+    gone when they print: every path they print, return or raise names the URL instead."""
+    import json
+    fs, bucket = s3
+    lines = open(idx_of(good)).read().splitlines(keepends=True)
+    open(idx_of(good), "w").writelines(lines[:-1])  # the last record is not listed
+    url = "s3://%s/d/good.rec" % bucket
+    for path in (good, idx_of(good)):
+        fs.put(path, "%s/d/%s" % (bucket, os.path.basename(path)))
+    truncated = tmp_path / "cut.rec"
+    truncated.write_bytes(open(good, "rb").read()[:-7])
+    fs.put(str(truncated), "%s/d/cut.rec" % bucket)
+    unlisted = "record is not listed in the index %s" % url[:-4] + ".idx"
+    runs = {"inspect": cli("inspect", url), "json": cli("inspect", "--json", url),
+            "verify": cli("verify", url), "index": cli("index", url[:-8] + "cut.rec"),
+            "extract": cli("extract", url[:-8] + "cut.rec", tmp_path / "out")}
+    for name, result in runs.items():
+        assert "recpack-read-" not in result.stdout + result.stderr, (name, result)
+    assert runs["inspect"].stdout.splitlines()[0].endswith("index %s" % url[:-4] + ".idx")
+    assert json.loads(runs["json"].stdout)["index_path"] == url[:-4] + ".idx"
+    assert runs["verify"].returncode == 1 and unlisted in runs["verify"].stdout
+    cut = url[:-8] + "cut.rec, byte offset "
+    assert runs["index"].returncode == 1 and cut in runs["index"].stderr, runs["index"].stderr
+    assert runs["extract"].returncode == 1 and cut in runs["extract"].stderr
+    result = rp.verify(url)
+    assert [p["message"] for p in result.problems] == [unlisted]
+    assert json.dumps(result.as_dict()).count(url[:-4] + ".idx") == 1
+    info = rp.inspection.inspect_file(url)
+    assert info["path"] == url and info["index_path"] == url[:-4] + ".idx"
+    with pytest.raises(rp.RecordFormatError, match=r"^%s" % cut) as caught:
+        rp.inspection.extract(url[:-8] + "cut.rec", tmp_path / "out2")
+    assert caught.value.path == url[:-8] + "cut.rec"

@@ -40,7 +40,7 @@ def open_records(rec_path, idx_path):
             else False
     elif idx_path is not False:
         idx_path = os.fspath(idx_path)
-        check_regular_file(idx_path, "the index")
+        check_regular_file(idx_path, "the index", missing_ok=True)  # missing: read_index says
     return RecordFile(rec_path, idx_path=idx_path), (idx_path or None)
 
 

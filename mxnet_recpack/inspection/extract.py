@@ -73,9 +73,10 @@ def extract(rec_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     out_dir = os.fspath(out_dir)
     rec_path = os.fspath(rec_path)
     if is_url(rec_path):
-        from ..storage.remote import local_copy
-        with local_copy(rec_path, (".idx",), storage_options=storage_options) as local:
-            return extract(local, out_dir, idx_path=idx_path, overwrite=overwrite)
+        from ..storage.readable import readable
+        with readable(rec_path, (".idx",), storage_options=storage_options) as local:
+            return local.back(extract(local.path, out_dir, idx_path=idx_path,
+                                      overwrite=overwrite))
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise OutputExistsError("%s exists and is not a folder; give a new or empty folder to "
                                 "extract into" % out_dir)

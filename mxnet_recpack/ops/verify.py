@@ -192,12 +192,11 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
     """
     rec_path = os.fspath(rec_path)
     if is_url(rec_path):
-        from ..storage.remote import local_copy
-        with local_copy(rec_path, (".idx", ".crc"), storage_options=storage_options) as local:
-            result = verify(local, idx_path, decode=decode, quick=quick, num_threads=num_threads,
-                            accept_jpeg_warnings=accept_jpeg_warnings,
-                            max_problems=max_problems)
-        return _renamed(result, local, rec_path)
+        from ..storage.readable import readable
+        with readable(rec_path, (".idx", ".crc"), storage_options=storage_options) as local:
+            return local.back(verify(local.path, idx_path, decode=decode, quick=quick,
+                                     num_threads=num_threads, max_problems=max_problems,
+                                     accept_jpeg_warnings=accept_jpeg_warnings))
     idx_path = index_path_for(rec_path) if idx_path is None else os.fspath(idx_path)
     num_threads = validate("num_thread", num_threads)
     settle(rec_path)
@@ -263,11 +262,3 @@ def _check_face_layout(rec_path, idx_path, report):
     if not problems:
         report.note("InsightFace layout: %d images, %d identities (header record at key 0)"
                     % (layout.first - 1, layout.end - layout.first))
-
-
-def _renamed(result, local, url):
-    """``result`` with the local copy's path replaced by the URL in its messages."""
-    for problem in result.problems:
-        problem["message"] = problem["message"].replace(local, url)
-    result.notes = [n.replace(local, url) for n in result.notes]
-    return result
