@@ -100,9 +100,11 @@ def _run_threads(encoder, num_workers, batches, timeout):
                                 daemon=True) for w in range(num_workers)]
     for t in threads:
         t.start()
+    stuck = False
     try:
         for b in range(len(batches)):
             if not ready[b].wait(timeout):
+                stuck = True
                 raise WorkerError("no result for items %s (first: %s) within %s s (timeout): "
                                   "worker thread %d has not returned them, so a transform or a "
                                   "read is stuck; the output is not written"
@@ -119,8 +121,11 @@ def _run_threads(encoder, num_workers, batches, timeout):
         with cond:
             state["stop"] = True
             cond.notify_all()
-        deadline = time.monotonic() + 2
-        for t in threads:  # a thread stuck in an item cannot be stopped: it is left (a daemon)
+        # Each thread ends after the batch it is making (within the timeout: the process must
+        # not exit while OpenCV runs in one); a stuck one cannot be stopped: it is left (a
+        # daemon thread).
+        deadline = time.monotonic() + (2 if stuck else timeout)
+        for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
             if t.is_alive():
                 log.info("%s is still running an item after the run ended", t.name)
