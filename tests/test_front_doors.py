@@ -240,3 +240,22 @@ def test_what_is_read_through_a_local_copy_names_the_url_not_the_copy(tmp_path, 
     with pytest.raises(rp.RecordFormatError, match=r"^%s" % cut) as caught:
         rp.inspection.extract(url[:-8] + "cut.rec", tmp_path / "out2")
     assert caught.value.path == url[:-8] + "cut.rec"
+
+
+def test_a_url_is_not_copied_here_before_the_options_are_checked(tmp_path):
+    """verify and extract read a URL through a local copy: a wrong option, or a folder that
+    extract would refuse, is named before the copy (here, from an endpoint where nothing
+    listens, so a copy would fail differently)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    options = {"key": "k", "secret": "s", "client_kwargs": {
+        "endpoint_url": "http://127.0.0.1:%d" % port}}
+    url = "s3://bucket/big.rec"
+    with pytest.raises(rp.OptionError, match=r"num_thread = 0 is not valid"):
+        rp.verify(url, num_threads=0, storage_options=options)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "kept.txt").write_text("x")
+    with pytest.raises(rp.OutputExistsError, match=r"out is not empty"):
+        rp.inspection.extract(url, tmp_path / "out", storage_options=options)

@@ -191,6 +191,7 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
         ``notes`` and ``checksums``.
     """
     rec_path = os.fspath(rec_path)
+    num_threads = validate("num_thread", num_threads)  # before a URL is copied here
     if is_url(rec_path):
         from ..storage.readable import readable
         with readable(rec_path, (".idx", ".crc"), storage_options=storage_options) as local:
@@ -198,7 +199,6 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
                                      num_threads=num_threads, max_problems=max_problems,
                                      accept_jpeg_warnings=accept_jpeg_warnings))
     idx_path = index_path_for(rec_path) if idx_path is None else os.fspath(idx_path)
-    num_threads = validate("num_thread", num_threads)
     settle(rec_path)
     _check_files(rec_path, idx_path)
     report = _Report(max_problems)
