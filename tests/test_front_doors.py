@@ -259,3 +259,19 @@ def test_a_url_is_not_copied_here_before_the_options_are_checked(tmp_path):
     (tmp_path / "out" / "kept.txt").write_text("x")
     with pytest.raises(rp.OutputExistsError, match=r"out is not empty"):
         rp.inspection.extract(url, tmp_path / "out", storage_options=options)
+
+
+@pytest.mark.parametrize("op", ["merge", "shuffle", "filter", "relabel", "rewrite"])
+def test_an_output_that_is_an_input_is_refused_before_the_input_is_read(tmp_path, op):
+    """The input here has no .idx and is damaged from its first byte: reading it would fail
+    on that; the output that names it is refused first."""
+    junk = tmp_path / "junk.rec"
+    junk.write_bytes(b"\0" * 4096)
+    (tmp_path / "map.txt").write_text("0 1\n")
+    run = {"merge": lambda: rp.merge(junk, [junk]), "shuffle": lambda: rp.shuffle(junk, junk),
+           "filter": lambda: rp.filter_records(junk, junk, labels=[0]),
+           "relabel": lambda: rp.relabel(junk, junk, mapping=tmp_path / "map.txt"),
+           "rewrite": lambda: rp.rewrite(junk, junk, resize=8)}[op]
+    with pytest.raises(rp.OptionError, match=r"junk\.rec is also an input"):
+        run()
+    assert junk.read_bytes() == b"\0" * 4096

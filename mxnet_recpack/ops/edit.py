@@ -43,10 +43,13 @@ EDIT_OPTIONS = ("overwrite", "resume", "max_failures", "storage_options", "num_w
                 "batch_size", "thread_pool", "timeout", "progress", "dask")
 
 
-def open_inputs(inputs, storage_options=None):
+def open_inputs(inputs, storage_options=None, outputs=()):
     """A RecordSet of ``inputs`` (paths, globs or URLs), after settling an interrupted commit
-    of any of them; files without an ``.idx`` are read from their records."""
+    of any of them; files without an ``.idx`` are read from their records. ``outputs`` that
+    are also inputs are refused first (:func:`check_output`), before any input is read."""
     paths = expand_paths(inputs)
+    for output in outputs:
+        check_output(output, paths)
     for path in paths:
         if not is_url(path):
             if not check_regular_file(path, "an input record file", missing_ok=True):
@@ -186,8 +189,7 @@ def merge(output: str | os.PathLike, inputs, *, renumber: bool = False,
                           "None" % (identities,))
     output = rec_path_for(os.fspath(output)) if not os.fspath(output).endswith(".rec") \
         else os.fspath(output)
-    records = open_inputs(inputs, opts["storage_options"])
-    check_output(output, records.paths)
+    records = open_inputs(inputs, opts["storage_options"], [output])
     layouts = file_layouts(records)
     if any(layouts):
         items = _merge_faces(records, layouts, identities)
@@ -363,8 +365,7 @@ def shuffle(input, output: str | os.PathLike, *, seed: int = D.seed, renumber: b
     output = os.fspath(output)
     opts = resolve(options, EDIT_OPTIONS)  # every option checked before an input is opened
     seed = validate("seed", seed)
-    records = open_inputs(input, opts["storage_options"])
-    check_output(output, records.paths)
+    records = open_inputs(input, opts["storage_options"], [output])
     if single_layout(records, "shuffle") is not None:
         raise OptionError("%s has InsightFace's layout (a header record at key 0, identity "
                           "records naming ranges of consecutive image keys): shuffled, those "

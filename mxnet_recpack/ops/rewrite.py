@@ -19,7 +19,7 @@ from ..options import D, check_parts, resolve, validate
 from ..pipeline import adapters
 from ..pipeline.jobs import split_positions
 from ..sources.existing import RecordItems
-from .edit import EDIT_OPTIONS, check_output, open_inputs, run_edit, single_layout
+from .edit import EDIT_OPTIONS, open_inputs, run_edit, single_layout
 
 __all__ = ["rewrite", "Reencode", "REWRITE_OPTIONS"]
 
@@ -158,7 +158,8 @@ def rewrite(input, output: str | os.PathLike, transform: Callable | None = None,
     nsplit = validate("nsplit", nsplit)
     parts = check_parts(nsplit, part)
     output = os.fspath(output)
-    records = open_inputs(input, opts["storage_options"])
+    outputs = {k: output if nsplit == 1 else part_path(output, k) for k in parts}
+    records = open_inputs(input, opts["storage_options"], outputs.values())
     positions = list(range(len(records)))
     geometry = "transform" if transform is not None else (
         "crop" if image_options["center_crop"] else None)
@@ -171,9 +172,7 @@ def rewrite(input, output: str | os.PathLike, transform: Callable | None = None,
         raise OptionError("%s is in InsightFace's layout (its header and identity records "
                           "count every image): rewrite it whole, then split it with `recpack "
                           "split`, which makes each part's layout" % ", ".join(records.paths))
-    for k in parts:
-        out = output if nsplit == 1 else part_path(output, k)
-        check_output(out, records.paths)
+    for k, out in outputs.items():
         mine = split_positions(len(records), nsplit, k)
         jobs.append((out, RecordItems(records, mine, edit=edit, what="rewrite",
                                       strict=layout)))

@@ -13,8 +13,8 @@ from ..options import resolve
 from ..sources.existing import LabelTable, RecordItems
 from ..sources.lists import parse_list
 from ..storage import check_regular_file
-from .edit import (EDIT_OPTIONS, check_output, face_items, open_inputs, read_keys_file,
-                   run_edit, single_layout)
+from .edit import (EDIT_OPTIONS, face_items, open_inputs, read_keys_file, run_edit,
+                   single_layout)
 
 __all__ = ["filter_records", "relabel"]
 
@@ -101,8 +101,7 @@ def filter_records(input, output: str | os.PathLike, *, keep_keys=None, drop_key
     opts = resolve(options, EDIT_OPTIONS)  # every option checked before an input is opened
     keep_keys, drop_keys = _keys(keep_keys, "keep_keys"), _keys(drop_keys, "drop_keys")
     labels, drop_labels = _as_stored(labels, "labels"), _as_stored(drop_labels, "drop_labels")
-    records = open_inputs(input, opts["storage_options"])
-    check_output(output, records.paths)
+    records = open_inputs(input, opts["storage_options"], [output])
     layout = single_layout(records, "filter")
     keep = np.zeros(len(records), bool)
     units = layout.images[layout.images >= 0] if layout else np.arange(len(records))
@@ -205,8 +204,7 @@ def relabel(input, output: str | os.PathLike, *, list_file=None, mapping=None,
     # the new labels, read and checked before the input is opened
     new = parse_list(list_file, storage_options=opts["storage_options"]) \
         if list_file is not None else _read_mapping(mapping)
-    records = open_inputs(input, opts["storage_options"])
-    check_output(output, records.paths)
+    records = open_inputs(input, opts["storage_options"], [output])
     layout = single_layout(records, "relabel")
     units = layout.images[layout.images >= 0] if layout else np.arange(len(records))
     if list_file is not None:
