@@ -81,7 +81,8 @@ def _mapped(obj, old, new):
         items = [_mapped(v, old, new) for v in obj]
         if any(a is not b for a, b in zip(items, obj)):
             remade = type(obj)._make(items) if hasattr(obj, "_make") else type(obj)(items)
-            remade.__dict__.update(getattr(obj, "__dict__", {}))
+            if hasattr(remade, "__dict__"):  # a namedtuple subclass's extra attributes
+                remade.__dict__.update(obj.__dict__)
             obj = remade
         for key, value in list(getattr(obj, "__dict__", {}).items()):
             setattr(obj, key, _mapped(value, old, new))
