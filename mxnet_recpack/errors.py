@@ -22,6 +22,7 @@ __all__ = [
     "CommitError",
     "OutputError",
     "TransformError",
+    "NotAFileError",
 ]
 
 
@@ -138,3 +139,22 @@ class TransformError(RecpackError, RuntimeError):
     """The dataset's or transform's own code raised the same error on each of the first items:
     user code failing is not bad data, so the run stops at once (the message has the error,
     the item, and the fix where it is known)."""
+
+
+class NotAFileError(RecpackError, OSError):
+    """A path given as a file to read (a ``.rec``, ``.idx``, list, keys or mapping file, an
+    image) is a directory, a FIFO, a device or a socket: refused before it is read, since a
+    FIFO would block forever and a device such as ``/dev/zero`` never ends. The message names
+    the path and what it is.
+
+    Attributes
+    ----------
+    path : str
+    kind : str
+        What the path is: ``"a directory"``, ``"a FIFO (named pipe)"``, ...
+    """
+
+    def __init__(self, message, *, path=None, kind=None):
+        self.path = path
+        self.kind = kind
+        super().__init__(message)

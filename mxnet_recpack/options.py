@@ -97,6 +97,8 @@ def _max_failures(value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value) \
             or value < 0:
         raise ValueError
+    if math.isinf(value):  # --max-failures inf: no limit
+        return None
     if value >= 1:
         if value != int(value):
             raise ValueError
@@ -134,7 +136,9 @@ def _anything(value):
 
 
 def _cli_max_failures(value):
-    return None if value is None else (int(value) if value >= 1 else value)
+    if value is None or value == math.inf:
+        return None
+    return int(value) if value >= 1 and value == int(value) else value
 
 
 _INTER = "one of %s" % ", ".join("%d (%s)" % kv for kv in INTER_METHODS.items())
@@ -238,9 +242,9 @@ OPTIONS = {o.name: o for o in (
          "replace existing output when the run succeeds (CLI: --no-overwrite refuses)",
          "--no-overwrite", {"action": "store_false", "dest": "overwrite"}),
     _opt("max_failures", None, _max_failures,
-         "None (no limit), a count >= 1, or a fraction in [0, 1) of the dataset",
-         "stop with an error past this many bad images (a fraction of the list if below 1); "
-         "default: skip and report them all", "--max-failures", {"type": float},
+         "None or inf (no limit), a count >= 1, or a fraction in [0, 1) of the dataset",
+         "stop with an error past this many bad images (a fraction of the list if below 1; "
+         "inf: no limit); default: skip and report them all", "--max-failures", {"type": float},
          _cli_max_failures),
     _opt("detection_labels", False, _boolean, "True or False",
          "check every label against ImageDetRecordIter's layout [header_width, object_width, "

@@ -2,6 +2,7 @@
 reported."""
 import io
 import os
+import re
 import struct
 
 import mxnet as mx
@@ -203,7 +204,7 @@ def test_record_file_random_access_and_index_check(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("1\t0\n2 8\n", r":2: expected 'key<TAB>offset'"),
     ("x\t0\n", r":1: key and offset must be integers"),
-    ("1\t-4\n", r":1: negative offset"),
+    ("1\t-4\n", r":1: offset -4 is out of range"),
     ("1\t0\n\n", r":2: empty line"),
 ])
 def test_read_index_names_the_bad_line(tmp_path, text, message):
@@ -211,6 +212,34 @@ def test_read_index_names_the_bad_line(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(IndexFormatError, match=message):
         read_index(str(path))
+
+
+@pytest.mark.parametrize("line, message", [
+    ("18446744073709551616\t8", r"key 18446744073709551616 is out of range"),  # 2**64
+    ("99999999999999999999999\t8", r"key 99999999999999999999999 is out of range"),
+    ("-3\t8", r"key -3 is out of range"),
+    ("2\t9223372036854775808", r"offset 9223372036854775808 is out of range"),  # 2**63
+])
+def test_index_keys_and_offsets_out_of_range_are_refused_naming_the_line(tmp_path, line,
+                                                                         message):
+    """numpy's fast parser saturates what does not fit at 2**64-1, and a negative key wrapped:
+    every reader of an .idx (the careful one, the fast one, RecordDataset, verify) refuses the
+    line instead, and 2**64-1 itself is a key."""
+    from mxnet_recpack import RecordDataset, RecordFileWriter, verify
+    from mxnet_recpack.format.index import read_index_arrays
+    rec = str(tmp_path / "a.rec")
+    with RecordFileWriter(rec) as w:
+        w.write(np.zeros((8, 8, 3), np.uint8), 0, key=1)
+        w.write(np.ones((8, 8, 3), np.uint8), 0, key=(1 << 64) - 1)
+    assert list(read_index_arrays(str(tmp_path / "a.idx")).keys) == [1, (1 << 64) - 1]
+    offset = open(tmp_path / "a.idx").read().split()[3]
+    (tmp_path / "a.idx").write_text("1\t0\n" + line.replace("\t8", "\t" + offset) + "\n")
+    pattern = r"a\.idx:2: " + message + r".*rebuild the index with `recpack index .*a\.rec`"
+    for read in (read_index, read_index_arrays, RecordDataset):
+        with pytest.raises(IndexFormatError, match=pattern):
+            read(str(tmp_path / ("a.rec" if read is RecordDataset else "a.idx")))
+    problems = verify(rec, quick=True).problems
+    assert len(problems) == 1 and re.search(pattern, problems[0]["message"]), problems
 
 
 def test_missing_index_says_how_to_rebuild(tmp_path):

@@ -2,7 +2,6 @@
 fails (a refused rename, a full disk, a kill between the renames, an upload that fails), the
 next command finishing or undoing what was interrupted. Faults are real where the machine
 allows (a full tmpfs, ``chattr +i``), patched system calls where it does not."""
-import hashlib
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 import mxnet_recpack as rp
-from helpers import digest, idx_of, read, recpack_cmd, write_arrays, write_lst
+from helpers import digest, idx_of, recpack_cmd, write_arrays, write_lst
 from mxnet_recpack import RecordDataset, RecordFileWriter
 
 
@@ -222,24 +221,41 @@ def test_an_unclosed_writer_warns_and_keeps_its_partial_output(tmp_path):
     assert len(RecordDataset(rec)) == 5
 
 
+KILL_AT_JOURNAL = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    real = os.replace
+
+    def replace(src, dst):
+        real(src, dst)
+        if str(dst).endswith(".journal"):  # the append's journal is in place, nothing copied
+            os.kill(os.getpid(), signal.SIGKILL)
+    os.replace = replace
+    from mxnet_recpack import RecordFileWriter
+    with RecordFileWriter(sys.argv[1], append=True, encoding=".png") as w:
+        w.write_dataset([(np.full((16, 16, 3), 9 * i, np.uint8), i) for i in range(3)])
+""")
+
+
 def test_the_journal_of_an_append_is_not_applied_to_a_replaced_file(tmp_path):
-    """A recovery never truncates or extends a file another tool put in the target's place."""
-    from mxnet_recpack.pipeline.journal import commit, journal_path_for, recover
+    """An append killed at its commit leaves its journal; another tool then replaces the pair.
+    The next command never truncates or extends the new file by that journal: it says so, and
+    the pair it finds stays exactly as the other tool wrote it."""
     rec = old_pair(tmp_path / "a.rec")
-    tail = tmp_path / "tail.bin"
-    tail.write_bytes(b"\0" * 16)
-    journal = journal_path_for(rec)
-    entry_rec = read(rec)
-    # a journal as an interrupted append leaves it, then another tool replaces the file
-    commit_entry = {"version": 1, "kind": "append", "state": "committing", "rec": rec,
-                    "length": len(entry_rec), "tail": str(tail), "tail_size": 16,
-                    "tail_sha256": hashlib.sha256(entry_rec[-65536:]).hexdigest(),
-                    "members": []}
-    import json
-    open(journal, "w").write(json.dumps(commit_entry))
-    other = old_pair(tmp_path / "other.rec", seed=3)
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_AT_JOURNAL)
+    killed = subprocess.run([sys.executable, str(script), rec], capture_output=True, text=True,
+                            timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert os.path.exists(rec + ".journal")
+    other = old_pair(tmp_path / "other.rec", n=6, seed=3)  # what the other tool writes
     os.replace(other, rec)
-    replaced = read(rec)
-    assert "was replaced since: left as it is" in recover(journal)
-    assert read(rec) == replaced and not os.path.exists(journal)
-    assert commit is not None
+    os.replace(idx_of(other), idx_of(rec))
+    replaced = digest(rec, idx_of(rec))
+    settled = subprocess.run(recpack_cmd("verify", rec), capture_output=True, text=True,
+                             timeout=120)
+    assert "found the journal of an interrupted append, but %s was replaced since: left as it " \
+           "is" % rec in settled.stderr, settled.stderr
+    assert settled.returncode == 0, settled.stdout
+    assert digest(rec, idx_of(rec)) == replaced and not os.path.exists(rec + ".journal")
+    assert list(RecordDataset(rec).keys) == list(range(6))

@@ -382,3 +382,30 @@ def test_operations_and_checks_read_and_write_s3(tmp_path, two_files, s3, real_r
     assert len(os.listdir(tmp_path / "ex")) == 11  # ten images and the list
     info = run("inspect", out)
     assert info.returncode == 0 and info.stdout.startswith(out)
+
+
+def _as_png(img):
+    return cv2.imencode(".png", np.ascontiguousarray(img[:, :, ::-1]))[1].tobytes()
+
+
+@pytest.mark.parametrize("returned, match", [
+    (lambda img: b"not an image", r"not an image: the first bytes b'not an i' match no "
+                                  r"image format"),
+    (lambda img: _as_png(img)[:-30], r"truncated PNG"),
+    (lambda img: cv2.imencode(".webp", img)[1].tobytes(), r"a WEBP image, which MXNet's "
+                                                          r"decoder cannot read"),
+])
+def test_rewrite_checks_the_bytes_a_transform_returns(tmp_path, real_reader, returned, match):
+    """A transform may return encoded bytes: they are stored only when they are a whole image
+    MXNet's decoder reads, as pass-through checks files; others stop the run (the transform's
+    code is at fault, not the data) and nothing is written."""
+    rec = write_arrays(tmp_path / "in.rec", noise(12, 4), list(range(12)), encoding=".png")
+    with pytest.raises(rp.TransformError, match=r"ImageEncodeError on each of the first 8 "
+                       r"items.*record key 0: the transform returned \d+ bytes that cannot be "
+                       r"stored as the image \(" + match):
+        rp.rewrite(rec, tmp_path / "bad.rec", returned)
+    assert not os.path.exists(tmp_path / "bad.rec")
+    rp.rewrite(rec, tmp_path / "png.rec", _as_png)  # whole PNG bytes: stored as they are
+    theirs = real_reader(str(tmp_path / "png.rec"))
+    assert [raw for _, raw, _ in theirs] == [_as_png(img) for img in noise(12, 4)]
+    assert all((pixels == img).all() for (_, _, pixels), img in zip(theirs, noise(12, 4)))

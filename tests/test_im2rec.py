@@ -189,16 +189,33 @@ def test_console_scripts_and_missing_list(tmp_path):
     assert "no list file nothing*.lst" in err and "--list" in err
 
 
+class _WorkerThreads:
+    """A progress callback noting the reader threads alive after each batch (by name)."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def __call__(self, done, total):
+        import threading
+        self.seen |= {t.name for t in threading.enumerate()
+                      if t.name.startswith("recpack-worker-")}
+
+
+@pytest.fixture
+def two_cores():
+    """This process (and the threads it starts) on two cores, as on the 2-core machines the
+    copy threads were measured on."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(before)[:2])
+    yield len(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, before)
+
+
 def test_pass_through_from_local_files_reads_with_one_thread_per_core_beside_the_writer(
-        packed, folder, tmp_path, monkeypatch):
+        packed, folder, tmp_path, monkeypatch, two_cores):
     """Copying files' bytes holds the GIL: on 2 cores, --num-thread 4 reads with 1 thread
     (measured faster than 2); re-encoding keeps every thread asked for. Same bytes either way."""
     from mxnet_recpack.pipeline import executors
-    monkeypatch.setattr(executors.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    seen = []
-    real = executors._run_threads
-    monkeypatch.setattr(executors, "_run_threads",
-                        lambda enc, n, *a: seen.append(n) or real(enc, n, *a))
     root, lst, _ = folder
     (tmp_path / "data.lst").write_text(lst)
     assert recpack_main(["im2rec", "-q", "--pass-through", "--num-thread", "4",
@@ -206,9 +223,17 @@ def test_pass_through_from_local_files_reads_with_one_thread_per_core_beside_the
     theirs = packed["pass_through"][1]  # im2rec.py's own output of the same list
     for ext in (".rec", ".idx"):
         assert (tmp_path / ("data" + ext)).read_bytes() == (theirs / ("data" + ext)).read_bytes()
-    (tmp_path / "resized.lst").write_text(lst)
-    assert recpack_main(["im2rec", "-q", "--num-thread", "4", "--resize", "36",
-                         str(tmp_path / "resized"), root]) == 0
-    assert seen == [1, 4]
+    rows = [line.split("\t") for line in lst.splitlines()]  # each file three times: 3n batches
+    (tmp_path / "many.lst").write_text("".join("%d\t%s\t%s\n" % (100 * copy + int(k), label, rel)
+                                               for copy in range(3) for k, label, rel in rows))
+    used = {}
+    for name, params in (("copy", {"pass_through": True}), ("resize", {"resize": 36})):
+        threads = _WorkerThreads()
+        rp.im2rec(str(tmp_path / "many.lst"), None, dict(params, root=root, num_thread=4,
+                                                        batch_size=1, progress=threads),
+                  str(tmp_path / name))
+        used[name] = len(threads.seen)
+    assert used == {"copy": max(1, two_cores - 1), "resize": 4}
+    # more cores than this machine has: the count follows them (a patched system call)
     monkeypatch.setattr(executors.os, "sched_getaffinity", lambda pid: set(range(8)))
     assert executors.copy_threads(4) == 4 and executors.copy_threads(16) == 7

@@ -1,6 +1,7 @@
 """Inputs are stored as the user gave them, or refused saying why: labels float32 cannot hold,
 EXIF-rotated photos on every decode path, names a list cannot carry, detection labels that
 break their layout, and a transform that fails on every item (user code, not bad data)."""
+import json
 import logging
 import os
 
@@ -117,3 +118,63 @@ def test_the_seed_example_stops_at_once_and_its_fix_packs(tmp_path, image_folder
     ds = rp.ImageListDataset(lst, root=root, resize=32).transform_first(fixed)
     other = ds.to_recordio(str(tmp_path / "same.rec"), encoding=".npy")
     assert read(other) == read(rec)
+
+
+def _closed_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_images_out_of_reach_are_bad_data_not_broken_code(tmp_path):
+    """Eight images in a row that the S3 endpoint cannot serve (nothing listens there) fail
+    with botocore's EndpointConnectionError, which is no OSError: by type, that is input out of
+    reach, skipped and listed as data, not the transform's code failing (the run then stops
+    because every item failed, saying so)."""
+    write_lst(tmp_path / "u.lst", [(k, 0, "img%d.jpg" % k) for k in range(8)])
+    options = {"key": "k", "secret": "s", "client_kwargs": {
+        "endpoint_url": "http://127.0.0.1:%d" % _closed_port()},
+        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2}}
+    with pytest.raises(rp.TooManyFailuresError, match=r"all 8 items failed, nothing to write.*"
+                                                      r"first: EndpointConnectionError"):
+        rp.im2rec(str(tmp_path / "u.lst"), None, {"root": "s3://bucket/images",
+                                                  "storage_options": options})
+    report = [json.loads(line) for line in open(tmp_path / "u.failures.jsonl")]
+    assert [(r["key"], r["error"], r["kind"]) for r in report] == \
+        [(k, "EndpointConnectionError", "data") for k in range(8)]
+
+
+class _Unreadable(OSError):
+    """An I/O error of a dataset's own storage layer, under a class name of its own."""
+
+
+class _Items:
+    def __init__(self, error):
+        self.error = error
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        if i < 10:
+            raise self.error("item %d: cannot be read" % i)
+        return np.zeros((8, 8, 3), np.uint8), i
+
+
+@pytest.mark.parametrize("error, stops", [(_Unreadable, False), (KeyError, True)])
+def test_errors_are_told_apart_by_type_not_by_name(tmp_path, error, stops):
+    """Any OSError (whatever its class is called) is bad input: skipped, the run goes on; the
+    same other error on each of the first 8 items is the dataset's code: the run stops."""
+    rec = str(tmp_path / "d.rec")
+    if stops:
+        with pytest.raises(rp.TransformError, match=r"raised KeyError on each of the first 8"):
+            with RecordFileWriter(rec) as w:
+                w.write_dataset(_Items(error))
+        assert not os.path.exists(rec)
+        return
+    with RecordFileWriter(rec) as w:
+        summary = w.write_dataset(_Items(error))
+    assert summary.failed == 10 and list(RecordDataset(rec).keys) == [10, 11]
+    kinds = {json.loads(line)["kind"] for line in open(tmp_path / "d.failures.jsonl")}
+    assert kinds == {"data"}

@@ -15,8 +15,7 @@ from mxnet_recpack import RecordFileWriter
 from mxnet_recpack.cli.inspect import add_extract, add_inspect
 from mxnet_recpack.errors import (OptionError, OutputExistsError, RecordFormatError,
                                   RecpackError)
-from mxnet_recpack.inspection import (SHEET_GAP, SHEET_LABEL_HEIGHT, contact_sheet, extract,
-                                      inspect_file)
+from mxnet_recpack.inspection import contact_sheet, extract, inspect_file
 
 
 def run_cli(*argv):
@@ -130,23 +129,41 @@ def test_inspect_empty_file(tmp_path):
 
 # ---- contact sheet ----------------------------------------------------------------------------
 
+def boxes_of(sheet, bgr):
+    """``(x, y, width, height)`` of every region of exactly this colour, row by row."""
+    mask = (sheet == np.array(bgr, np.uint8)).all(axis=2).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+    return sorted((tuple(int(v) for v in stats[i][:4]) for i in range(1, n)),
+                  key=lambda b: (b[1], b[0]))
+
+
 def test_contact_sheet_size_and_red_stays_red(tmp_path, array_rec):
+    """The geometry measured on the sheet itself: each image scaled to fit the 64 px cell
+    with its aspect kept and centred, cells left to right then top to bottom, 4 a row, even
+    margins, a strip of text under each cell, nothing drawn past the 10 images asked for."""
     out = str(tmp_path / "sheet.png")
     assert contact_sheet(array_rec, out, count=10, columns=4, thumb=64) == out
     sheet = cv2.imread(out, cv2.IMREAD_COLOR)
-    rows, cols = 3, 4
-    assert sheet.shape == (rows * (64 + SHEET_LABEL_HEIGHT + SHEET_GAP) + SHEET_GAP,
-                           cols * (64 + SHEET_GAP) + SHEET_GAP, 3)
-    # Cell 0 holds key 0, the pure red 24x32 image, letterboxed: the centre is red in BGR.
-    centre = sheet[SHEET_GAP + 32, SHEET_GAP + 32]
-    np.testing.assert_array_equal(centre, [0, 0, 255])
-    # Cell 8 (row 2, column 0) holds a green 40x20 image.
-    y, x = SHEET_GAP + 2 * (64 + SHEET_LABEL_HEIGHT + SHEET_GAP) + 32, SHEET_GAP + 32
-    np.testing.assert_array_equal(sheet[y, x], [0, 255, 0])
-    # The label strip has text in it (white pixels), the letterbox bars are black.
-    strip = sheet[SHEET_GAP + 64:SHEET_GAP + 64 + SHEET_LABEL_HEIGHT, SHEET_GAP:SHEET_GAP + 64]
-    assert strip.max() > 200
-    np.testing.assert_array_equal(sheet[SHEET_GAP + 2, SHEET_GAP + 32], [0, 0, 0])
+    colours = [(0, 0, 255)] + [(200, 30 * i, 0) for i in range(1, 8)]  # BGR of keys 0-7
+    boxes = [boxes_of(sheet, c) for c in colours]
+    assert [len(b) for b in boxes] == [1] * 8  # red stays red, each colour once
+    boxes = [b[0] for b in boxes] + boxes_of(sheet, (0, 255, 0))  # keys 8, 9: green
+    assert len(boxes) == 10
+    assert {b[2:] for b in boxes[:8]} == {(64, 48)} and {b[2:] for b in boxes[8:]} == {(32, 64)}
+    cells = [(x - (64 - w) // 2, y - (64 - h) // 2) for x, y, w, h in boxes]  # centred
+    margin = cells[0][0]
+    pitch_x, pitch_y = cells[1][0] - cells[0][0], cells[4][1] - cells[0][1]
+    assert margin > 0 and cells[0][1] == margin
+    assert cells == [(margin + (k % 4) * pitch_x, margin + (k // 4) * pitch_y)
+                     for k in range(10)]
+    assert pitch_x - 64 == margin  # as much space between cells as around them
+    strip = pitch_y - 64 - margin
+    assert strip > 0 and sheet.shape == (3 * pitch_y + margin, 4 * pitch_x + margin, 3)
+    for x, y in cells:  # white text under every cell
+        assert sheet[y + 64:y + 64 + strip, x:x + 64].min(axis=2).max() > 200
+    np.testing.assert_array_equal(sheet[cells[0][1] + 2, cells[0][0] + 32], [0, 0, 0])  # bars
+    empty = sheet[margin + 2 * pitch_y:, margin + 2 * pitch_x:]  # where cells 10, 11 would be
+    assert (empty == sheet[0, 0]).all()
 
 
 def test_contact_sheet_npy_cells_and_fewer_images_than_columns(tmp_path):
@@ -156,10 +173,11 @@ def test_contact_sheet_npy_cells_and_fewer_images_than_columns(tmp_path):
         w.write(np.ones((3, 16, 16), np.float32), 1)
     out = contact_sheet(rec, str(tmp_path / "npy.png"), thumb=32)
     sheet = cv2.imread(out)
-    assert sheet.shape[1] == 2 * (32 + SHEET_GAP) + SHEET_GAP  # 2 columns used, not 6
-    np.testing.assert_array_equal(sheet[SHEET_GAP + 16, SHEET_GAP + 16], [0, 0, 255])
-    grey = sheet[SHEET_GAP + 2, 2 * SHEET_GAP + 32 + 2]
-    np.testing.assert_array_equal(grey, [128, 128, 128])
+    (x, y, w, h), = boxes_of(sheet, (0, 0, 255))  # the uint8 image, scaled to the cell
+    assert (w, h) == (32, 32) and x == y
+    grey = [b for b in boxes_of(sheet, (128, 128, 128)) if b[2] > 16]  # the tensor's cell
+    assert len(grey) == 1 and grey[0][1] == y and grey[0][0] > x + 32
+    assert sheet.shape[1] == grey[0][0] + 32 + x  # 2 columns used, not 6
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -281,7 +299,11 @@ def test_cli_inspect_text_json_and_sheet(tmp_path, array_rec, capsys):
     assert "encodings: png 12" in out
     assert "scalar labels (3 distinct):" in out
     assert out[-1] == "contact sheet of the first 4 images: %s" % sheet
-    assert cv2.imread(str(sheet)).shape[1] == 4 * (128 + SHEET_GAP) + SHEET_GAP
+    drawn = cv2.imread(str(sheet))
+    reds = boxes_of(drawn, (0, 0, 255)) + [boxes_of(drawn, (200, 30 * i, 0))[0]
+                                           for i in (1, 2, 3)]
+    assert [b[1] for b in reds] == [reds[0][1]] * 4  # 4 images in one row,
+    assert drawn.shape[1] == reds[3][0] + 128 + reds[0][0]  # and nothing beside them
     assert run_cli("inspect", array_rec, "--json") == 0
     info = json.loads(capsys.readouterr().out)
     assert info["records"] == 12 and info["labels"]["scalar"] == {"0.0": 4, "1.0": 4, "2.0": 4}

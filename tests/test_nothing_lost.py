@@ -54,7 +54,7 @@ def bad_folder(tmp_path_factory):
     bad = {"missing.jpg": "image file not found", "truncated.jpg": "truncated JPEG",
            "empty.jpg": "empty (zero-byte) file", "text.jpg": "not",
            "bomb.png": "more than the max_pixels limit of 89478485",
-           "folder.jpg": "a folder, not an image file"}
+           "folder.jpg": "is a directory, not a regular file: refused as an image file"}
     names = good[:3] + sorted(bad) + good[3:]
     rows = [(k, k % 2, n) for k, n in enumerate(names)]
     return str(root), rows, bad

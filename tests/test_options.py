@@ -2,12 +2,14 @@
 API and the command line keep their names; ``resize`` also takes an exact (width, height)."""
 import inspect
 import logging
+import subprocess
 
 import cv2
 import numpy as np
 import pytest
 
 import mxnet_recpack as rp
+from helpers import recpack_cmd, write_lst
 from mxnet_recpack import ImageList, RecordDataset, RecordFileWriter
 from mxnet_recpack.cli import build_parser
 from mxnet_recpack.images import opencv
@@ -74,7 +76,7 @@ def test_the_command_line_flags_come_from_the_table():
     (lambda t: RecordFileWriter(str(t / "a.rec"), quality=True),
      r"quality = True is not valid"),
     (lambda t: RecordFileWriter(str(t / "a.rec"), max_failures=2.5),
-     r"max_failures = 2.5 is not valid; expected None \(no limit\), a count >= 1"),
+     r"max_failures = 2.5 is not valid; expected None or inf \(no limit\), a count >= 1"),
     (lambda t: ImageList(str(t / "x.lst"), resize=(64, 0)),
      r"resize = \(64, 0\) is not valid; expected an integer >= 0 \(the shorter edge\) or a "
      r"\(width, height\) pair"),
@@ -123,3 +125,23 @@ def test_a_second_opencv_build_is_detected_with_the_fix(tmp_path, monkeypatch, c
     assert "several OpenCV builds are installed side by side (opencv-contrib-python, " \
            "opencv-python-headless)" in caplog.text
     assert "pip uninstall -y opencv-python opencv-contrib-python" in caplog.text
+
+
+def test_max_failures_inf_means_no_limit(tmp_path, image_folder):
+    """``--max-failures inf`` (the flag is a float) and ``max_failures=float('inf')``: every bad
+    image skipped and reported, as with no limit; a fraction of a count is refused."""
+    root, lst, rows = image_folder
+    write_lst(tmp_path / "d.lst", rows + [(900, 0, "gone.jpg"), (901, 0, "gone2.jpg")])
+    result = subprocess.run(recpack_cmd("im2rec", "--max-failures", "inf", tmp_path / "d",
+                                        root), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "skipped 2 bad image(s)" in result.stdout + result.stderr
+    assert list(RecordDataset(str(tmp_path / "d.rec")).keys) == [k for k, _, _ in rows]
+    rp.im2rec(str(tmp_path / "d.lst"), None, {"root": root, "max_failures": float("inf")},
+              str(tmp_path / "e"))
+    assert len(RecordDataset(str(tmp_path / "e.rec"))) == len(rows)
+    for flag in ("2.5", "-inf", "nan"):
+        result = subprocess.run(recpack_cmd("im2rec", "--max-failures=" + flag, tmp_path / "d",
+                                            root), capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1 and "--max-failures = " in result.stderr and \
+            "is not valid; expected None or inf (no limit)" in result.stderr, result.stderr

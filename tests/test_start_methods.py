@@ -131,3 +131,50 @@ def test_a_killed_worker_fails_the_run_within_seconds_naming_its_items(tmp_path,
     assert "was killed by signal 9 (SIGKILL: the OOM killer, or kill -9) while it held items " \
            "16-19 (first: key 16)" in result.stderr
     assert not os.path.exists(out)
+
+
+STUCK = textwrap.dedent("""
+    import sys, threading
+    import numpy as np
+    import mxnet_recpack as rp
+
+    class Items:
+        def __len__(self):
+            return 40
+        def __getitem__(self, i):
+            if i == 9:
+                threading.Event().wait()  # stuck for ever, but alive (a hung read, a deadlock)
+            return np.zeros((8, 8, 3), np.uint8), 0
+
+    if __name__ == "__main__":
+        try:
+            with rp.RecordFileWriter(sys.argv[1]) as w:
+                w.write_dataset(Items(), num_workers=2, batch_size=1, timeout=3,
+                                thread_pool=sys.argv[2] == "threads")
+        except rp.WorkerError as exc:
+            print(exc, file=sys.stderr)
+            sys.exit(3)
+""")
+
+
+@pytest.mark.parametrize("pool", ["processes", "threads"])
+def test_a_stuck_worker_fails_the_run_at_its_timeout_naming_its_items(tmp_path, pool):
+    """A worker that is alive but never returns an item: the run stops once the batch it holds
+    has been awaited for ``timeout`` seconds, though the other worker's batches keep arriving;
+    the stuck worker process is ended, nothing is written."""
+    path = tmp_path / "stuck.py"
+    path.write_text(STUCK)
+    out = str(tmp_path / "s.rec")
+    t0 = time.monotonic()
+    result = subprocess.run([sys.executable, str(path), out, pool], capture_output=True,
+                            text=True, timeout=90)
+    assert result.returncode == 3, result.stderr
+    assert time.monotonic() - t0 < 60  # the 3 s timeout, start-up and clean-up: no hang
+    who = ("worker process 1 (pid " if pool == "processes" else "worker thread 1 has not")
+    assert "no result for items 9 (first: key 9) within 3 s (timeout): " + who in \
+        result.stderr, result.stderr
+    assert not os.path.exists(out)
+    if pool == "processes":
+        pid = int(result.stderr.split("(pid ")[1].split(")")[0])
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -51,9 +51,7 @@ def main(argv=None):
     except (KeyboardInterrupt, SystemExit) as exc:
         if isinstance(exc, SystemExit) and exc.code != 143:
             raise
-        print("recpack: interrupted; the output is as it was (if this stopped its commit, the "
-              "next recpack command on it finishes the commit); continue with --resume",
-              file=sys.stderr)
+        print("recpack: interrupted; " + _after_interrupt(args), file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - anything else: one line, not a traceback
         if args.verbose:
@@ -65,8 +63,26 @@ def main(argv=None):
         signal.signal(signal.SIGTERM, previous)
 
 
+def _after_interrupt(args):
+    """What an interrupted command left, and what to do next: ``--resume`` only where the
+    command has it."""
+    if hasattr(args, "resume"):  # im2rec and the file operations: they write a new pair
+        return ("the output is as it was (if this stopped its commit, the next recpack command "
+                "on it finishes the commit); continue with --resume")
+    if args.command == "index" and args.salvage:
+        return "the input is as it was and the salvaged pair was not written; run it again"
+    if args.command == "index":
+        return ("the index is as it was (if this stopped its commit, the next recpack command "
+                "on the file finishes the commit); run the command again")
+    if args.command == "extract":
+        return ("the files written so far are in %s; run the command again with --overwrite"
+                % args.outdir)
+    return "nothing was changed"
+
+
 def _terminate(signum, frame):
-    """SIGTERM: unwind like Ctrl-C, so partial output is kept for --resume."""
+    """SIGTERM: unwind like Ctrl-C, so partial output is kept (for --resume, where the
+    command has it)."""
     raise SystemExit(143)
 
 

@@ -53,7 +53,8 @@ def _find_lists(prefix):
     found = []
     for name in sorted(os.listdir(working_dir)):
         path = os.path.join(working_dir, name)
-        if os.path.isfile(path) and path.startswith(prefix) and name.endswith(".lst"):
+        # not os.path.isfile: a FIFO or device named like a list is refused by name, not passed
+        if not os.path.isdir(path) and path.startswith(prefix) and name.endswith(".lst"):
             found.append(path)
     return working_dir, found
 

@@ -13,17 +13,17 @@ __all__ = ["add_inspect", "add_extract", "format_summary", "readable"]
 
 @contextmanager
 def readable(rec, suffixes=(".idx", ".crc")):
-    """A local path to read ``rec`` at: the file itself, after an interrupted commit there is
-    finished or undone; for a URL (``s3://``), a local copy (removed afterwards)."""
-    from ..storage import is_url
-    if is_url(rec):
-        from ..storage.remote import local_copy
-        with local_copy(rec, suffixes) as local:
-            yield local
-        return
-    from ..pipeline.journal import settle
-    settle(rec)
-    yield rec
+    """A :class:`~mxnet_recpack.storage.readable.Readable` for ``rec``: its ``path`` is the
+    file itself, after an interrupted commit there is finished or undone, or for a URL
+    (``s3://``) a local copy (removed afterwards); its ``back`` maps a result's paths back to
+    the URL (errors raised meanwhile are mapped too)."""
+    from ..storage.readable import Readable
+    view = Readable(rec, suffixes)
+    if view.url is None:
+        from ..pipeline.journal import settle
+        settle(rec)
+    with view:
+        yield view
 
 _TOP_LABELS = 10
 
@@ -157,11 +157,11 @@ def format_summary(info):
 def _run_inspect(args):
     from ..inspection import contact_sheet, inspect_file
     with readable(args.rec) as rec:
-        info = inspect_file(rec, idx_path=args.idx)
+        info = inspect_file(rec.path, idx_path=args.idx)
         if args.sheet:
-            info["contact_sheet"] = contact_sheet(rec, args.sheet, count=args.count,
+            info["contact_sheet"] = contact_sheet(rec.path, args.sheet, count=args.count,
                                                   idx_path=args.idx)
-    info["path"] = args.rec
+        info = rec.back(info)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -176,7 +176,7 @@ def _run_inspect(args):
 def _run_extract(args):
     from ..inspection import extract
     with readable(args.rec) as rec:
-        lst = extract(rec, args.outdir, idx_path=args.idx, overwrite=args.overwrite)
+        lst = extract(rec.path, args.outdir, idx_path=args.idx, overwrite=args.overwrite)
     if not args.quiet:
         with open(lst, "rb") as f:
             n = sum(1 for _ in f)

@@ -46,8 +46,8 @@ def _run_index(args):
         from ..storage import write_small
         from .inspect import readable
         with readable(args.rec, ()) as local:
-            n = rebuild_index(local, keys=args.keys)
-            with open(index_path_for(local), "rb") as f:
+            n = rebuild_index(local.path, keys=args.keys)
+            with open(index_path_for(local.path), "rb") as f:
                 write_small(out, f.read())
     else:
         n = rebuild_index(args.rec, out, keys=args.keys)

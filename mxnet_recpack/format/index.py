@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from ..errors import IndexFormatError
+from .header import MAX_KEY
 from .names import rec_path_for, strip_suffix
 
 __all__ = [
@@ -46,13 +47,18 @@ def complete_lines(path):
     return data[:end + 1].decode("utf-8", "replace").splitlines() if end >= 0 else []
 
 
+def _rec_of(idx_path):
+    return rec_path_for(strip_suffix(idx_path, ".idx"))
+
+
 def read_index(path, *, text=None):
     """Parse an ``.idx`` file into a list of ``(key, offset)`` in file order.
 
     Raises
     ------
     IndexFormatError
-        Naming the line number, for a line that is not ``integer<TAB>integer``.
+        Naming the line number, for a line that is not ``integer<TAB>integer``, or whose key
+        (offset) is outside 0 .. 2**64-1 (0 .. 2**63-1).
     FileNotFoundError
         When the file is missing (with the fix in the message).
     """
@@ -64,7 +70,7 @@ def read_index(path, *, text=None):
         except FileNotFoundError as exc:
             raise FileNotFoundError(
                 "%s: index file not found; rebuild it with `recpack index %s`"
-                % (path, rec_path_for(strip_suffix(path, ".idx")))) from exc
+                % (path, _rec_of(path))) from exc
         except UnicodeDecodeError as exc:
             raise IndexFormatError("%s: not a text index file (byte %d is not ASCII)"
                                    % (path, exc.start)) from exc
@@ -82,8 +88,15 @@ def read_index(path, *, text=None):
         except ValueError as exc:
             raise IndexFormatError("%s:%d: key and offset must be integers, found %r"
                                    % (path, lineno, line)) from exc
-        if offset < 0:
-            raise IndexFormatError("%s:%d: negative offset %d" % (path, lineno, offset))
+        if not 0 <= key <= MAX_KEY:
+            raise IndexFormatError("%s:%d: key %d is out of range: keys are unsigned 64-bit "
+                                   "integers, 0 .. 2**64-1; rebuild the index with `recpack "
+                                   "index %s`"
+                                   % (path, lineno, key, _rec_of(path)))
+        if not 0 <= offset < 1 << 63:
+            raise IndexFormatError("%s:%d: offset %d is out of range: byte offsets are 0 .. "
+                                   "2**63-1; rebuild the index with `recpack index %s`"
+                                   % (path, lineno, offset, _rec_of(path)))
         entries.append((key, offset))
     return entries
 
@@ -127,7 +140,9 @@ def _fast_parse(data):
             values = np.fromstring(data, dtype=np.uint64, sep=" ")
         except (ValueError, DeprecationWarning):
             return None
-    if len(values) != 2 * len(newlines) or (values[1::2] >= np.uint64(1 << 63)).any():
+    # numpy saturates what does not fit at 2**64-1: a key there may be one that is out of range
+    if len(values) != 2 * len(newlines) or (values[1::2] >= np.uint64(1 << 63)).any() or \
+            (values[0::2] == np.uint64(MAX_KEY)).any():
         return None
     return values[0::2].copy(), values[1::2].astype(np.int64)
 

@@ -16,6 +16,7 @@ from ..format.reader import RecordFile
 from ..images.encodings import sniff
 from ..images.opencv import load
 from ..images.probe import probe_image
+from ..storage import check_regular_file
 
 __all__ = ["open_records", "records", "encoding_of", "image_size", "npy_shape"]
 
@@ -30,14 +31,16 @@ def open_records(rec_path, idx_path):
     otherwise the file is read sequentially.
     """
     rec_path = os.fspath(rec_path)
-    if not os.path.isfile(rec_path):
+    if not check_regular_file(rec_path, "the record file", missing_ok=True):
         raise FileNotFoundError("%s: record file not found (expected a .rec file written by "
                                 "recpack or im2rec)" % rec_path)
     if idx_path is None:
         candidate = index_path_for(rec_path)
-        idx_path = candidate if os.path.isfile(candidate) else False
+        idx_path = candidate if check_regular_file(candidate, "the index", missing_ok=True) \
+            else False
     elif idx_path is not False:
         idx_path = os.fspath(idx_path)
+        check_regular_file(idx_path, "the index", missing_ok=True)  # missing: read_index says
     return RecordFile(rec_path, idx_path=idx_path), (idx_path or None)
 
 

@@ -72,10 +72,6 @@ def extract(rec_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     """
     out_dir = os.fspath(out_dir)
     rec_path = os.fspath(rec_path)
-    if is_url(rec_path):
-        from ..storage.remote import local_copy
-        with local_copy(rec_path, (".idx",), storage_options=storage_options) as local:
-            return extract(local, out_dir, idx_path=idx_path, overwrite=overwrite)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise OutputExistsError("%s exists and is not a folder; give a new or empty folder to "
                                 "extract into" % out_dir)
@@ -83,6 +79,11 @@ def extract(rec_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise OutputExistsError("%s is not empty; extract into a new or empty folder, or pass "
                                 "overwrite=True (CLI: --overwrite) to write into it anyway"
                                 % out_dir)
+    if is_url(rec_path):  # checked above first: a URL is copied here before it is read
+        from ..storage.readable import readable
+        with readable(rec_path, (".idx",), storage_options=storage_options) as local:
+            return local.back(extract(local.path, out_dir, idx_path=idx_path,
+                                      overwrite=overwrite))
     # opened before anything is created: a missing .rec makes no folder
     rf, _ = open_records(rec_path, idx_path)
     os.makedirs(out_dir, exist_ok=True)

@@ -78,13 +78,9 @@ def inspect_file(rec_path: str | os.PathLike, *, idx_path: str | os.PathLike | N
     (60, {0.0: 20, 1.0: 20, 2.0: 20})
     """
     if is_url(rec_path):
-        from ..storage.remote import local_copy
-        with local_copy(rec_path, (".idx",), storage_options=storage_options) as local:
-            info = inspect_file(local, idx_path=idx_path)
-        info["path"] = rec_path
-        if info["has_index"]:
-            info["index_path"] = index_path_for(rec_path)
-        return info
+        from ..storage.readable import readable
+        with readable(rec_path, (".idx",), storage_options=storage_options) as local:
+            return local.back(inspect_file(local.path, idx_path=idx_path))
     rf, found_idx = open_records(rec_path, idx_path)
     keys_min = keys_max = None
     n = 0

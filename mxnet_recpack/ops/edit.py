@@ -33,10 +33,10 @@ from ..sources.existing import LabelTable, RecordItems
 from ..sources.face_property import folder_of, write_property
 from ..sources.insightface import build_layout, face_classes, identity_labels, read_layout
 from ..sources.records import RecordSet, expand_paths
-from ..storage import is_url, write_small
+from ..storage import check_regular_file, is_url, write_small
 
 __all__ = ["merge", "split", "shuffle", "open_inputs", "EDIT_OPTIONS", "run_edit",
-           "face_items", "face_properties", "read_keys_file", "file_layouts",
+           "face_items", "face_properties", "read_keys_file", "file_layouts", "single_layout",
            "check_output"]
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,16 @@ EDIT_OPTIONS = ("overwrite", "resume", "max_failures", "storage_options", "num_w
                 "batch_size", "thread_pool", "timeout", "progress", "dask")
 
 
-def open_inputs(inputs, storage_options=None):
+def open_inputs(inputs, storage_options=None, outputs=()):
     """A RecordSet of ``inputs`` (paths, globs or URLs), after settling an interrupted commit
-    of any of them; files without an ``.idx`` are read from their records."""
+    of any of them; files without an ``.idx`` are read from their records. ``outputs`` that
+    are also inputs are refused first (:func:`check_output`), before any input is read."""
     paths = expand_paths(inputs)
+    for output in outputs:
+        check_output(output, paths)
     for path in paths:
         if not is_url(path):
-            if not os.path.isfile(path):
+            if not check_regular_file(path, "an input record file", missing_ok=True):
                 raise FileNotFoundError("%s: record file not found" % path)
             settle(path)
     return RecordSet(paths, storage_options=storage_options, scan=True)
@@ -146,6 +149,24 @@ def file_layouts(records):
     return out
 
 
+def single_layout(records, what):
+    """The InsightFace layout of a one-file input (None for a plain file). Several inputs are
+    refused when any of them has the layout: each file's header and identity records number
+    its own images, so taken together their ranges would be wrong."""
+    layouts = file_layouts(records)
+    if len(layouts) == 1:
+        return layouts[0]
+    faces = [p for p, layout in zip(records.paths, layouts) if layout is not None]
+    if faces:
+        raise OptionError("%s %s in InsightFace's layout (a header record at key 0, identity "
+                          "records naming ranges of its own image keys): %s takes one such "
+                          "file at a time. Merge them first (`recpack merge --identities "
+                          "shared|separate`, which makes one layout of them), then %s the "
+                          "merged file" % (", ".join(faces), "is" if len(faces) == 1 else
+                                           "are", what, what))
+    return None
+
+
 def _in_whole(mine, at):
     return np.where(at >= 0, mine[np.maximum(at, 0)], -1)
 
@@ -186,10 +207,13 @@ def merge(output: str | os.PathLike, inputs, *, renumber: bool = False,
 
     ``options``: :data:`EDIT_OPTIONS`. Returns the :class:`~mxnet_recpack.WriteSummary`.
     """
+    opts = resolve(options, EDIT_OPTIONS)  # every option checked before an input is opened
+    if identities not in (None, "shared", "separate"):
+        raise OptionError("identities = %r is not valid; expected 'shared', 'separate' or "
+                          "None" % (identities,))
     output = rec_path_for(os.fspath(output)) if not os.fspath(output).endswith(".rec") \
         else os.fspath(output)
-    records = open_inputs(inputs, options.get("storage_options"))
-    check_output(output, records.paths)
+    records = open_inputs(inputs, opts["storage_options"], [output])
     layouts = file_layouts(records)
     if any(layouts):
         items = _merge_faces(records, layouts, identities, keep_empty_identities)
@@ -202,15 +226,15 @@ def merge(output: str | os.PathLike, inputs, *, renumber: bool = False,
         positions = np.arange(len(records))
         items = RecordItems(records, positions, keys=positions if renumber else None,
                             set_ids=renumber, what="merge")
-    summary = run_edit([(output, items)], options, "merge")[0]
+    summary = run_edit([(output, items)], opts, "merge")[0]
     if any(layouts):
-        face_properties([(output, items)], records, options.get("storage_options"))
+        face_properties([(output, items)], records, opts["storage_options"])
     if renumber and not any(layouts):
         lines = ["input\told_key\tnew_key\n"] + [
             "%s\t%d\t%d\n" % (records.paths[records._file[p]], records.keys[p], p)
             for p in range(len(records))]
         write_small(keymap_path_for(output), "".join(lines),
-                    storage_options=options.get("storage_options"))
+                    storage_options=opts["storage_options"])
     return summary
 
 
@@ -252,6 +276,7 @@ def read_keys_file(path):
     """The keys in a keys file: one per line, the first tab- or space-separated column (so an
     im2rec ``.lst`` is a keys file too); blank lines and ``#`` comments are skipped."""
     keys = []
+    check_regular_file(path, "a keys file")
     with open(os.fspath(path), encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             field = line.split("#", 1)[0].split(None, 1)
@@ -285,24 +310,32 @@ def split(input, output_prefix: str | os.PathLike, *, train_ratio: float | None 
     list of summaries.
     """
     prefix = os.fspath(output_prefix)
-    records = open_inputs(input, options.get("storage_options"))
-    layout = file_layouts(records)[0] if len(records.paths) == 1 else None
-    units = layout.images[layout.images >= 0] if layout else np.arange(len(records))
+    opts = resolve(options, EDIT_OPTIONS)  # every option checked before an input is opened
     modes = [train_ratio is not None or test_ratio, nsplit is not None, keys_files is not None]
     if sum(bool(m) for m in modes) != 1:
         raise OptionError("split needs exactly one of: train_ratio/test_ratio (--train-ratio, "
                           "--test-ratio), nsplit (--nsplit) or keys_files (--keys)")
     if keys_files is not None:
-        pieces = _split_by_keys(records, units, keys_files, prefix)
+        keys_files = _keys_files(keys_files)
     elif nsplit is not None:
         nsplit = validate("nsplit", nsplit)
+    else:
+        train_ratio = 1.0 - validate("test_ratio", test_ratio) if train_ratio is None \
+            else train_ratio
+        split_by_ratio((), train_ratio=train_ratio, test_ratio=test_ratio, shuffle=shuffle,
+                       seed=seed)  # checks the ratios, seed and shuffle (of no items)
+    records = open_inputs(input, opts["storage_options"])
+    layout = single_layout(records, "split")
+    units = layout.images[layout.images >= 0] if layout else np.arange(len(records))
+    if keys_files is not None:
+        pieces = _split_by_keys(records, units, keys_files, prefix)
+    elif nsplit is not None:
         pieces = [(k, units[split_positions(len(units), nsplit, k)]) for k in check_parts(
             nsplit, None)]
         pieces = [(part_path(prefix + ".rec", k), p) for k, p in pieces]
     else:
-        cut = split_by_ratio(range(len(units)), train_ratio=1.0 - test_ratio if train_ratio is
-                             None else train_ratio, test_ratio=test_ratio, shuffle=shuffle,
-                             seed=seed)
+        cut = split_by_ratio(range(len(units)), train_ratio=train_ratio,
+                             test_ratio=test_ratio, shuffle=shuffle, seed=seed)
         pieces = [(prefix + suffix + ".rec", units[np.sort(np.asarray(p, np.int64))])
                   for suffix, p in cut]
     for output, _ in pieces:
@@ -312,21 +345,33 @@ def split(input, output_prefix: str | os.PathLike, *, train_ratio: float | None 
     for out, p in pieces:
         if not len(p):
             log.warning("%s: no records fall in this part; it is not written", out)
-    summaries = run_edit(jobs, options, "split")
+    summaries = run_edit(jobs, opts, "split")
     if layout:
-        face_properties(jobs, records, options.get("storage_options"))
+        face_properties(jobs, records, opts["storage_options"])
     return summaries
+
+
+def _keys_files(keys_files):
+    """``[(path, output name, keys), ...]`` of the keys files split takes, each read and
+    checked (before the input is opened)."""
+    keys_files = [keys_files] if isinstance(keys_files, (str, os.PathLike)) else list(keys_files)
+    out, names = [], []
+    for path in keys_files:
+        name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+        if name in names or name == "rest":
+            raise OptionError("two keys files are named %r (or one is named 'rest'): each names "
+                              "its output, PREFIX_<name>.rec" % name)
+        names.append(name)
+        out.append((path, name, read_keys_file(path)))
+    return out
 
 
 def _split_by_keys(records, units, keys_files, prefix):
     """``[(output, positions)]``: one output per keys file, the other records in ``_rest``."""
-    keys_files = [keys_files] if isinstance(keys_files, (str, os.PathLike)) else list(keys_files)
     owner = np.full(len(records), -1, np.int64)
     is_unit = np.zeros(len(records), bool)
     is_unit[units] = True
-    names = []
-    for j, path in enumerate(keys_files):
-        keys = read_keys_file(path)
+    for j, (path, _, keys) in enumerate(keys_files):
         found = records.positions_of(keys)
         bad = (found < 0) | ~is_unit[np.maximum(found, 0)]
         if bad.any():
@@ -336,15 +381,10 @@ def _split_by_keys(records, units, keys_files, prefix):
         if taken.any():
             k = int(records.keys[found[taken][0]])
             raise OptionError("key %d is in %s and in %s: split outputs must not overlap"
-                              % (k, keys_files[owner[found[taken][0]]], path))
+                              % (k, keys_files[owner[found[taken][0]]][0], path))
         owner[found] = j
-        name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
-        if name in names or name == "rest":
-            raise OptionError("two keys files are named %r (or one is named 'rest'): each names "
-                              "its output, PREFIX_<name>.rec" % name)
-        names.append(name)
     pieces = [("%s_%s.rec" % (prefix, name), units[owner[units] == j])
-              for j, name in enumerate(names)]
+              for j, (_, name, _) in enumerate(keys_files)]
     return pieces + [("%s_rest.rec" % prefix, units[owner[units] < 0])]
 
 
@@ -355,17 +395,18 @@ def shuffle(input, output: str | os.PathLike, *, seed: int = D.seed, renumber: b
     files are refused: their identity records name ranges of consecutive keys, and their
     readers shuffle at load time. Returns the summary."""
     output = os.fspath(output)
-    records = open_inputs(input, options.get("storage_options"))
-    check_output(output, records.paths)
-    if file_layouts(records)[0] is not None and len(records.paths) == 1:
+    opts = resolve(options, EDIT_OPTIONS)  # every option checked before an input is opened
+    seed = validate("seed", seed)
+    records = open_inputs(input, opts["storage_options"], [output])
+    if single_layout(records, "shuffle") is not None:
         raise OptionError("%s has InsightFace's layout (a header record at key 0, identity "
                           "records naming ranges of consecutive image keys): shuffled, those "
                           "ranges would be wrong. Its readers shuffle at load time; to feed a "
                           "reader that takes every record (DALI), use `recpack filter "
                           "--drop-label-only` and shuffle that" % records.paths[0])
     order = list(range(len(records)))
-    random.Random(validate("seed", seed)).shuffle(order)
+    random.Random(seed).shuffle(order)
     order = np.asarray(order, np.int64)
     items = RecordItems(records, order, keys=np.arange(len(order)) if renumber else None,
                         set_ids=renumber, what="shuffle seed=%d" % seed)
-    return run_edit([(output, items)], options, "shuffle")[0]
+    return run_edit([(output, items)], opts, "shuffle")[0]

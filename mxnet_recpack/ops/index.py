@@ -19,6 +19,7 @@ from ..pipeline.journal import commit, journal_path_for, recover
 from ..pipeline.lock import OutputLock
 from ..pipeline.reopen import read_sidecar
 from ..pipeline.writer import RecordFileWriter
+from ..storage import check_regular_file
 from ..storage.local import cause_of, fix_for, io_step, remove_file, step_of
 
 __all__ = ["rebuild_index", "salvage"]
@@ -56,6 +57,7 @@ def rebuild_index(rec_path: str | os.PathLike, idx_path: str | os.PathLike | Non
         note = recover(journal_path_for(rec_path))
         if note:
             log.warning("%s: %s", rec_path, note)
+        check_regular_file(rec_path, "the record file")
         with open(rec_path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             offsets, ids = record_starts(f, size, path=rec_path)
@@ -131,6 +133,7 @@ def salvage(rec_path: str | os.PathLike, out_path: str | os.PathLike | None = No
     out_path = os.fspath(out_path) if out_path else stem(rec_path) + ".salvaged.rec"
     if os.path.abspath(out_path) == os.path.abspath(rec_path):
         raise OptionError("salvage writes a new file: give an output other than %s" % rec_path)
+    check_regular_file(rec_path, "the record file")
     expected = Expected(read_sidecar(crc_path_for(rec_path)), _index_offsets(rec_path))
     damaged, kept, checked, n = [], 0, 0, 0
     with open(rec_path, "rb") as f, RecordFileWriter(out_path, _command="salvage") as w:

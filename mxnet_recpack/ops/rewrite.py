@@ -7,19 +7,20 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from ..errors import BadImageError, OptionError
+from ..errors import BadImageError, ImageEncodeError, OptionError
 from ..format.header import (crop_detection_label, looks_like_detection_label, unpack_record,
                              with_data, with_label)
 from ..format.names import part_path
 from ..images.codec import BGR, ImageEncoder
+from ..images.encodings import ENCODINGS
 from ..images.probe import check_image_bytes
 from ..images.transform import Preprocess, center_crop_window
-from ..options import D, check_parts, validate
+from ..options import D, check_parts, resolve, validate
 from ..pipeline import adapters
 from ..pipeline.jobs import split_positions
 from ..sources.existing import RecordItems
 from ..sources.face_property import write_file_property
-from .edit import check_output, file_layouts, open_inputs, run_edit
+from .edit import EDIT_OPTIONS, open_inputs, run_edit, single_layout
 
 __all__ = ["rewrite", "Reencode", "REWRITE_OPTIONS"]
 
@@ -75,11 +76,32 @@ class Reencode:
         image, before = self._preprocess.run(data, info, key, source)
         if self.transform is not None:
             image = self.transform(image[:, :, None] if image.ndim == 2 else BGR.to_rgb(image))
+            if isinstance(image, (bytes, bytearray, memoryview)):
+                image = self._checked_bytes(image, source)
         out = with_data(payload, self._encode(image))
         if self.boxes:
             label = crop_detection_label(header.label, center_crop_window(*before))
             out = with_label(out, label)
         return out
+
+
+    def _checked_bytes(self, data, source):
+        """Bytes a transform returned, stored as they are only when they are an image MXNet's
+        decoder reads (complete, within ``max_pixels``), as pass-through checks files."""
+        data = bytes(data)
+        try:
+            info = check_image_bytes(data, max_pixels=self.options["max_pixels"],
+                                     require_known=True)
+            if not ENCODINGS[info.format].mxnet_decodes:
+                raise BadImageError("a %s image, which MXNet's decoder cannot read"
+                                    % info.format.upper())
+        except BadImageError as exc:
+            raise ImageEncodeError(
+                "%s: the transform returned %d bytes that cannot be stored as the image (%s). "
+                "Return a numpy H x W x C RGB image (encoded with encoding=%r), or the bytes of "
+                "a whole JPEG or PNG" % (source, len(data), exc, self.options["encoding"])) \
+                from None
+        return data
 
 
 def _check_labels(records, positions, geometry, detection_labels):
@@ -134,29 +156,30 @@ def rewrite(input, output: str | os.PathLike, transform: Callable | None = None,
                           "transform t as lambda img: t(mx.nd.array(img)).asnumpy()")
     if detection_labels is not None:
         detection_labels = validate("detection_labels", detection_labels)
+    opts = resolve(options, EDIT_OPTIONS)  # every option checked before an input is opened
+    nsplit = validate("nsplit", nsplit)
+    parts = check_parts(nsplit, part)
     output = os.fspath(output)
-    records = open_inputs(input, options.get("storage_options"))
+    outputs = {k: output if nsplit == 1 else part_path(output, k) for k in parts}
+    records = open_inputs(input, opts["storage_options"], outputs.values())
     positions = list(range(len(records)))
     geometry = "transform" if transform is not None else (
         "crop" if image_options["center_crop"] else None)
     _check_labels(records, positions, geometry, detection_labels)
     edit = Reencode(image_options, transform, boxes=bool(detection_labels))
     jobs = []
-    nsplit = validate("nsplit", nsplit)
     # An InsightFace file keeps its keys, so its layout holds if every image is stored, whole.
-    layout = any(one is not None for one in file_layouts(records))
+    layout = single_layout(records, "rewrite") is not None
     if layout and nsplit > 1:
         raise OptionError("%s is in InsightFace's layout (its header and identity records "
                           "count every image): rewrite it whole, then split it with `recpack "
                           "split`, which makes each part's layout" % ", ".join(records.paths))
-    for k in check_parts(nsplit, part):
-        out = output if nsplit == 1 else part_path(output, k)
-        check_output(out, records.paths)
+    for k, out in outputs.items():
         mine = split_positions(len(records), nsplit, k)
         jobs.append((out, RecordItems(records, mine, edit=edit, what="rewrite",
                                       strict=layout)))
-    summaries = run_edit(jobs, options, "rewrite")
+    summaries = run_edit(jobs, opts, "rewrite")
     if layout:  # the images changed: InsightFace's property file gives their new size
         write_file_property(output, inputs=records.paths,
-                            storage_options=options.get("storage_options"))
+                            storage_options=opts["storage_options"])
     return summaries

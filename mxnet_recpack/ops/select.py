@@ -9,20 +9,30 @@ import numpy as np
 
 from ..errors import OptionError
 from ..format.header import normalize_label
-from ..options import D
+from ..options import D, resolve
 from ..sources.existing import LabelTable, RecordItems
 from ..sources.lists import parse_list
-from .edit import (check_output, face_items, face_properties, file_layouts, open_inputs,
-                   read_keys_file, run_edit)
+from ..storage import check_regular_file
+from .edit import (EDIT_OPTIONS, face_items, face_properties, open_inputs, read_keys_file,
+                   run_edit, single_layout)
 
 __all__ = ["filter_records", "relabel"]
 
 
-def _keys(value):
-    """Keys from a keys file (path) or an iterable of ints."""
+def _keys(value, name):
+    """Keys from a keys file (path) or an iterable of ints (None stays None)."""
+    if value is None:
+        return None
     if isinstance(value, (str, os.PathLike)):
         return read_keys_file(value)
-    return np.asarray(list(value), dtype=np.uint64)
+    try:
+        keys = [int(k) for k in value]
+        if any(k < 0 or k >= 1 << 64 or k != v for k, v in zip(keys, value)):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise OptionError("%s = %r is not valid; expected a keys file or record keys (integers "
+                          "in [0, 2**64))" % (name, value)) from None
+    return np.asarray(keys, dtype=np.uint64)
 
 
 def _first_values(records, positions):
@@ -31,10 +41,16 @@ def _first_values(records, positions):
                      for v in records.labels(positions)], dtype=np.float64)
 
 
-def _as_stored(values):
+def _as_stored(values, name):
     """Label values as a record stores them (float32), to compare with stored labels: 0.1
-    given matches the 0.1 that was stored."""
-    return np.asarray(list(values), dtype=np.float32).astype(np.float64)
+    given matches the 0.1 that was stored (None stays None)."""
+    if values is None:
+        return None
+    try:
+        return np.asarray(list(values), dtype=np.float32).astype(np.float64)
+    except (TypeError, ValueError):
+        raise OptionError("%s = %r is not valid; expected label values (numbers)"
+                          % (name, values)) from None
 
 
 def _flagged(records, options):
@@ -85,9 +101,11 @@ def filter_records(input, output: str | os.PathLike, *, keep_keys=None, drop_key
     ``drop_label_only``. Returns the summary.
     """
     output = os.fspath(output)
-    records = open_inputs(input, options.get("storage_options"))
-    check_output(output, records.paths)
-    layout = file_layouts(records)[0] if len(records.paths) == 1 else None
+    opts = resolve(options, EDIT_OPTIONS)  # every option checked before an input is opened
+    keep_keys, drop_keys = _keys(keep_keys, "keep_keys"), _keys(drop_keys, "drop_keys")
+    labels, drop_labels = _as_stored(labels, "labels"), _as_stored(drop_labels, "drop_labels")
+    records = open_inputs(input, opts["storage_options"], [output])
+    layout = single_layout(records, "filter")
     keep = np.zeros(len(records), bool)
     units = layout.images[layout.images >= 0] if layout else np.arange(len(records))
     keep[units] = True
@@ -96,30 +114,30 @@ def filter_records(input, output: str | os.PathLike, *, keep_keys=None, drop_key
         layout = None  # the images alone, keys kept: no header or identity records
     if keep_keys is not None:
         wanted = np.zeros(len(records), bool)
-        found = records.positions_of(_keys(keep_keys))
+        found = records.positions_of(keep_keys)
         wanted[found[found >= 0]] = True
         keep &= wanted
     if drop_keys is not None:
-        found = records.positions_of(_keys(drop_keys))
+        found = records.positions_of(drop_keys)
         keep[found[found >= 0]] = False
     if labels is not None or drop_labels is not None:
         values = np.full(len(records), np.nan)
         values[keep] = _first_values(records, np.flatnonzero(keep))
         if labels is not None:
-            keep &= np.isin(values, _as_stored(labels))
+            keep &= np.isin(values, labels)
         if drop_labels is not None:
-            keep &= ~np.isin(values, _as_stored(drop_labels))
+            keep &= ~np.isin(values, drop_labels)
     if drop_flagged:
-        keep[_flagged(records, options)] = False
+        keep[_flagged(records, opts)] = False
     chosen = np.flatnonzero(keep)
     if not len(chosen):
         raise OptionError("no record of %s passes the filter; nothing was written"
                           % ", ".join(records.paths))
     items = face_items(records, chosen, "filter", keep_empty=keep_empty_identities) \
         if layout else RecordItems(records, chosen, what="filter")
-    summary = run_edit([(output, items)], options, "filter")[0]
+    summary = run_edit([(output, items)], opts, "filter")[0]
     if layout:
-        face_properties([(output, items)], records, options.get("storage_options"))
+        face_properties([(output, items)], records, opts["storage_options"])
     return summary
 
 
@@ -127,6 +145,7 @@ def _read_mapping(mapping):
     if not isinstance(mapping, (str, os.PathLike)):
         return {float(np.float32(k)): normalize_label(v) for k, v in dict(mapping).items()}
     out = {}
+    check_regular_file(mapping, "a label mapping file")
     with open(os.fspath(mapping), encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             fields = line.split("#", 1)[0].split()
@@ -145,8 +164,7 @@ def _read_mapping(mapping):
     return out
 
 
-def _labels_from_list(records, positions, list_file, options):
-    entries = parse_list(list_file, storage_options=options.get("storage_options"))
+def _labels_from_list(records, positions, entries):
     at = records.positions_of(entries.keys)
     new = {int(p): entries.labels(i) for i, p in enumerate(at) if p >= 0}
     missing = [int(records.keys[p]) for p in positions if int(p) not in new]
@@ -166,8 +184,7 @@ def _mapped(stored, new):
     return out
 
 
-def _labels_from_mapping(records, positions, mapping):
-    table = _read_mapping(mapping)
+def _labels_from_mapping(records, positions, table):
     stored = records.labels(positions)  # floats, or float32 vectors (flag >= 1 values)
     keys = [float(s[0]) if isinstance(s, np.ndarray) else float(s) for s in stored]
     out = [_mapped(s, table.get(k)) for s, k in zip(stored, keys)]
@@ -202,14 +219,17 @@ def relabel(input, output: str | os.PathLike, *, list_file=None, mapping=None,
         raise OptionError("relabel needs exactly one of list_file= (--list) or mapping= "
                           "(--mapping)")
     output = os.fspath(output)
-    records = open_inputs(input, options.get("storage_options"))
-    check_output(output, records.paths)
-    layout = file_layouts(records)[0] if len(records.paths) == 1 else None
+    opts = resolve(options, EDIT_OPTIONS)  # every option checked before an input is opened
+    # the new labels, read and checked before the input is opened
+    new = parse_list(list_file, storage_options=opts["storage_options"]) \
+        if list_file is not None else _read_mapping(mapping)
+    records = open_inputs(input, opts["storage_options"], [output])
+    layout = single_layout(records, "relabel")
     units = layout.images[layout.images >= 0] if layout else np.arange(len(records))
     if list_file is not None:
-        labels, missing, named = _labels_from_list(records, units, list_file, options)
+        labels, missing, named = _labels_from_list(records, units, new)
     else:
-        labels, missing, named = _labels_from_mapping(records, units, mapping)
+        labels, missing, named = _labels_from_mapping(records, units, new)
     if missing and not keep_missing:
         raise OptionError("%s gives no label for %d record(s) (%s%s); add them, or pass "
                           "keep_missing=True (--keep-missing) to keep their stored labels"
@@ -219,7 +239,7 @@ def relabel(input, output: str | os.PathLike, *, list_file=None, mapping=None,
         items = face_items(records, units, "relabel", labels, keep_empty_identities)
     else:
         items = RecordItems(records, units, labels=LabelTable(labels), what="relabel")
-    summary = run_edit([(output, items)], options, "relabel")[0]
+    summary = run_edit([(output, items)], opts, "relabel")[0]
     if layout:
-        face_properties([(output, items)], records, options.get("storage_options"))
+        face_properties([(output, items)], records, opts["storage_options"])
     return summary

@@ -31,7 +31,7 @@ from ..format.names import crc_path_for, index_path_for
 from ..options import validate
 from ..pipeline.executors import run_batches
 from ..pipeline.journal import settle
-from ..storage import is_url
+from ..storage import check_regular_file, is_url
 from .image_checks import DecodeChecks, ImageNotes, image_problem
 
 __all__ = ["verify", "Problem", "VerifyResult"]
@@ -120,11 +120,54 @@ def _load_checksums(rec_path, size, report):
     return sums, "match"
 
 
-def _walk(rec_path, expected, quick, decode, accept, report):
-    """Frames, headers, checksums and (quick) image structure; ``(found, images, label_only,
-    recorded)``: ``found`` maps each whole record's offset to its header id, ``recorded`` to
-    the key the checksum sidecar recorded for it."""
-    found, recorded, images, label_only, checked = {}, {}, [], 0, 0
+class _Sums:
+    """The records' bytes against the checksum sidecar, matched by where they start. When the
+    sidecar describes a file of another length and not one record it lists matches (the
+    sidecar of another file left beside this one), that is a note, not a problem per record."""
+
+    def __init__(self, expected, size):
+        self.expected, self.size = expected, size
+        self.checked, self.pending, self.recorded = 0, [], {}
+
+    def record(self, n, offset, raw, damaged):
+        expected = self.expected
+        j = expected.entry(n, offset, damaged)
+        if j is not None:
+            if crc32c(raw) != expected.crc(j):
+                self.pending.append((offset, expected.key(j), "its bytes do not match their "
+                                     "CRC32C in the checksum sidecar: the record changed since "
+                                     "it was written"))
+            else:
+                self.checked += 1
+            self.recorded[offset] = expected.key(j)
+        elif expected.placed and expected.sums.covers == "all" and \
+                offset < expected.sums.length:
+            self.pending.append((offset, None, "the checksum sidecar lists no record starting "
+                                 "here: the records around it changed since they were written"))
+
+    def finish(self, report):
+        """Report what was found; False when the sidecar is another file's."""
+        missing, sums = self.expected.missing(), self.expected.sums
+        if sums is not None and sums.length != self.size and not self.checked and self.pending:
+            report.note("not one of the %d records the checksum sidecar lists matches: it "
+                        "belongs to another file (the pair was replaced by another tool?) and is "
+                        "not used; delete it, or rebuild it with `recpack index`"
+                        % len(self.expected.sums))
+            self.recorded = {}
+            return False
+        for problem in self.pending:
+            report.problem(*problem)
+        for off, key in missing[:report.limit]:
+            report.problem(off, key, "the checksum sidecar lists a record here that the file no "
+                           "longer holds whole (damaged, cut short or removed)")
+        return True
+
+
+def _walk(rec_path, sums, quick, decode, accept, report):
+    """Frames, headers, checksums (``sums``, a :class:`_Sums`) and (quick) image structure;
+    ``(found, images, label_only)``: ``found`` maps each whole record's offset to its header
+    id."""
+    found, images, label_only = {}, [], 0
     damaged = False
     with open(rec_path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -134,20 +177,8 @@ def _walk(rec_path, expected, quick, decode, accept, report):
                 report.problem(offset, None, error.reason)
                 damaged = True
                 continue
-            j = expected.entry(n, offset, damaged)
+            sums.record(n, offset, raw, damaged)
             n += 1
-            if j is not None:
-                if crc32c(raw) != expected.crc(j):
-                    report.problem(offset, expected.key(j), "its bytes do not match their CRC32C "
-                                   "in the checksum sidecar: the record changed since it was "
-                                   "written")
-                else:
-                    checked += 1
-                recorded[offset] = expected.key(j)
-            elif expected.placed and expected.sums.covers == "all" and \
-                    offset < expected.sums.length:
-                report.problem(offset, None, "the checksum sidecar lists no record starting "
-                               "here: the records around it changed since they were written")
             try:
                 header, body = unpack_record(payload, offset=offset, path=rec_path)
             except RecordFormatError as exc:
@@ -165,10 +196,7 @@ def _walk(rec_path, expected, quick, decode, accept, report):
                     report.problem(offset, int(header.id), problem)
                 report.images.add(offset, int(header.id), notes)
                 images.append(None)
-    for off, key in expected.missing()[:report.limit]:
-        report.problem(off, key, "the checksum sidecar lists a record here that the file no "
-                       "longer holds whole (damaged, cut short or removed)")
-    return found, images, label_only, recorded, checked
+    return found, images, label_only
 
 
 def _check_index(entries, found, recorded, idx_path, rec_path, report):
@@ -247,25 +275,28 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
         ``notes`` and ``checksums``.
     """
     rec_path = os.fspath(rec_path)
+    num_threads = validate("num_thread", num_threads)  # before a URL is copied here
     if is_url(rec_path):
-        from ..storage.remote import local_copy
-        with local_copy(rec_path, (".idx", ".crc"), storage_options=storage_options) as local:
-            result = verify(local, idx_path, decode=decode, quick=quick, num_threads=num_threads,
-                            accept_jpeg_warnings=accept_jpeg_warnings,
-                            max_problems=max_problems)
-        return _renamed(result, local, rec_path)
+        from ..storage.readable import readable
+        with readable(rec_path, (".idx", ".crc"), storage_options=storage_options) as local:
+            return local.back(verify(local.path, idx_path, decode=decode, quick=quick,
+                                     num_threads=num_threads, max_problems=max_problems,
+                                     accept_jpeg_warnings=accept_jpeg_warnings))
     idx_path = index_path_for(rec_path) if idx_path is None else os.fspath(idx_path)
-    num_threads = validate("num_thread", num_threads)
     settle(rec_path)
+    _check_files(rec_path, idx_path)
     report = _Report(max_problems)
     entries = _load_index(idx_path, rec_path, report)
     sums, checksums = _load_checksums(rec_path, os.path.getsize(rec_path), report)
     expected = Expected(sums, [o for _, o in entries] if entries is not None else None)
-    found, images, label_only, recorded, checked = _walk(
-        rec_path, expected, quick, decode, accept_jpeg_warnings, report)
-    if checksums in ("match", "stale") and any(
-            "checksum sidecar" in p["message"] for p in report.problems):
+    sums = _Sums(expected, os.path.getsize(rec_path))
+    found, images, label_only = _walk(rec_path, sums, quick, decode, accept_jpeg_warnings,
+                                      report)
+    if not sums.finish(report):
+        checksums = "stale"
+    elif checksums in ("match", "stale") and sums.pending:
         checksums = "mismatch"
+    recorded, checked = sums.recorded, sums.checked
     if entries is not None:
         _check_index(entries, found, recorded, idx_path, rec_path, report)
     todo = [x for x in images if x is not None]
@@ -292,6 +323,13 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
     return result
 
 
+def _check_files(rec_path, idx_path):
+    """Refuse a ``.rec``, ``.idx`` or ``.crc`` that is a directory, a FIFO or a device."""
+    check_regular_file(rec_path, "the record file")
+    check_regular_file(idx_path, "the index", missing_ok=True)
+    check_regular_file(crc_path_for(rec_path), "the checksum sidecar", missing_ok=True)
+
+
 def _check_face_layout(rec_path, idx_path, report):
     """InsightFace's layout, when key 0 is its header record: its ranges checked."""
     from ..sources.insightface import check_layout, read_layout
@@ -314,11 +352,3 @@ def _check_face_layout(rec_path, idx_path, report):
     if not problems:
         report.note("InsightFace layout: %d images, %d identities (header record at key 0)"
                     % (layout.first - 1, layout.end - layout.first))
-
-
-def _renamed(result, local, url):
-    """``result`` with the local copy's path replaced by the URL in its messages."""
-    for problem in result.problems:
-        problem["message"] = problem["message"].replace(local, url)
-    result.notes = [n.replace(local, url) for n in result.notes]
-    return result

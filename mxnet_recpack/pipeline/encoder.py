@@ -14,6 +14,7 @@ from ..format.checksums import crc32c_of_buffers
 from ..format.framing import FramedRecord, frame_buffers
 from ..format.header import RecordPayload, record_head, unpack_record
 from . import adapters
+from .failures import error_kind
 
 __all__ = ["RecordEncoder", "Subset", "Failure", "item_info", "dataset_fingerprint"]
 
@@ -21,7 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class Failure(dict):
-    """One item that could not be stored: ``index``, ``key``, ``source``, ``error``, ``message``."""
+    """One item that could not be stored: ``index``, ``key``, ``source``, ``error`` (the
+    exception's class name), ``message``, and ``kind``: ``"data"`` for bad or unreachable
+    input, ``"code"`` for the dataset's or transform's code failing."""
 
 
 def item_info(dataset):
@@ -166,7 +169,8 @@ class RecordEncoder:
                     source = None
             log.debug("item %d failed: %s", i, traceback.format_exc())
             return key, Failure(index=int(i), key=int(key), source=source,
-                                error=type(exc).__name__, message=str(exc))
+                                error=type(exc).__name__, message=str(exc),
+                                kind=error_kind(exc))
 
 
 class Subset:

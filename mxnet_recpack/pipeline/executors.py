@@ -100,11 +100,16 @@ def _run_threads(encoder, num_workers, batches, timeout):
                                 daemon=True) for w in range(num_workers)]
     for t in threads:
         t.start()
+    stuck = False
     try:
         for b in range(len(batches)):
             if not ready[b].wait(timeout):
-                raise WorkerError("no result for items %s within %s s (timeout); a transform "
-                                  "or a read is stuck" % (_span(batches[b]), timeout))
+                stuck = True
+                raise WorkerError("no result for items %s (first: %s) within %s s (timeout): "
+                                  "worker thread %d has not returned them, so a transform or a "
+                                  "read is stuck; the output is not written"
+                                  % (_span(batches[b]), encoder.describe(batches[b][0]),
+                                     timeout, b % num_workers))
             result, results[b] = results[b], None
             with cond:
                 state["consumed"] = b + 1
@@ -116,8 +121,14 @@ def _run_threads(encoder, num_workers, batches, timeout):
         with cond:
             state["stop"] = True
             cond.notify_all()
+        # Each thread ends after the batch it is making (within the timeout: the process must
+        # not exit while OpenCV runs in one); a stuck one cannot be stopped: it is left (a
+        # daemon thread).
+        deadline = time.monotonic() + (2 if stuck else timeout)
         for t in threads:
-            t.join()
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.info("%s is still running an item after the run ended", t.name)
 
 
 def _span(batch):
@@ -236,6 +247,15 @@ class _Workers:
                                      self.encoder.describe(batch[0])))
         return got
 
+    def stuck(self, b, batch, timeout):
+        """The error for batch ``b``, not back within ``timeout`` seconds from a live worker."""
+        w = b % self.n
+        return WorkerError("no result for items %s (first: %s) within %s s (timeout): worker "
+                           "process %d (pid %d) is alive but has not returned them, so a "
+                           "transform or a read is stuck; the output is not written"
+                           % (_span(batch), self.encoder.describe(batch[0]), timeout, w,
+                              self.procs[w].pid))
+
     def close(self):
         for conn, p in zip(self.tasks, self.procs):
             try:
@@ -246,16 +266,20 @@ class _Workers:
         deadline = time.monotonic() + 2
         for p in self.procs:
             p.join(max(0.0, deadline - time.monotonic()))
-            if p.is_alive():
+            if p.is_alive():  # stuck: SIGTERM, then SIGKILL (a wait that always ends)
                 p.terminate()
-                p.join()
+                p.join(2)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
         for conn in self.tasks + self.results:
             conn.close()
 
 
 def _run_processes(encoder, num_workers, batches, timeout):
     """Batches from ``num_workers`` worker processes, at most ``2 * n`` batches in flight,
-    results put back in order."""
+    results put back in order. The wait for each batch is bounded by ``timeout`` seconds from
+    the moment it is the one expected, whatever other batches arrive meanwhile."""
     workers = _Workers(encoder, num_workers)
     done = {}
     sent = 0
@@ -264,15 +288,12 @@ def _run_processes(encoder, num_workers, batches, timeout):
             while sent < min(b + 1 + 2 * num_workers, len(batches)):
                 workers.send(sent, batches[sent])
                 sent += 1
-            waited = 0.0
+            deadline = time.monotonic() + timeout
             while b not in done:
-                t0 = time.monotonic()
-                done.update(workers.receive(_POLL_S, batches))
-                waited = 0.0 if done else waited + time.monotonic() - t0
-                if b not in done and waited >= timeout:
-                    raise WorkerError("no result for items %s within %s s (timeout); a "
-                                      "transform or a read is stuck" % (_span(batches[b]),
-                                                                        timeout))
+                left = deadline - time.monotonic()
+                done.update(workers.receive(max(0.0, min(_POLL_S, left)), batches))
+                if b not in done and time.monotonic() >= deadline:
+                    raise workers.stuck(b, batches[b], timeout)
             yield done.pop(b)
     finally:
         workers.close()

@@ -1,20 +1,43 @@
 """The failure report of a run: one JSON line per skipped item, flushed as it happens, so a
 resumed run keeps the lines of the items it does not redo."""
 
+import asyncio
+import concurrent.futures
 import json
 import logging
 
+from ..errors import IndexFormatError, RecordFormatError
 from ..format.index import complete_lines
 from ..storage.local import io_step
 
-__all__ = ["FailureReport", "SystematicFailure"]
+__all__ = ["FailureReport", "SystematicFailure", "error_kind"]
 
 log = logging.getLogger(__name__)
 
-#: Errors that mean the input is bad (a file missing, damaged, not an image): skipped and
-#: listed. Any other error on every one of the first items is the user's code failing.
-DATA_ERRORS = {"BadImageError", "FileNotFoundError", "IsADirectoryError", "NotADirectoryError",
-               "PermissionError", "OSError", "RecordFormatError", "TimeoutError"}
+#: Errors that mean the input is bad or out of reach (a file missing, damaged, not an image,
+#: not a regular file; a storage that does not answer): skipped and listed. OSError covers
+#: BadImageError, FileNotFoundError, PermissionError, TimeoutError (fsspec's too),
+#: ConnectionError and aiohttp's ClientOSError.
+DATA_ERRORS = (OSError, RecordFormatError, IndexFormatError, asyncio.TimeoutError,
+               concurrent.futures.TimeoutError)
+
+#: The network errors of the storage libraries that are not OSErrors, as ``(module, class)``
+#: of a base class: matched on the error's class hierarchy, so none of them is imported.
+NETWORK_ERRORS = {("botocore.exceptions", "BotoCoreError"),  # no endpoint, read timeout...
+                  ("botocore.exceptions", "ClientError"),  # an S3 error answer
+                  ("aiohttp.client_exceptions", "ClientError"),  # disconnected, bad payload
+                  ("urllib3.exceptions", "HTTPError")}
+
+
+def error_kind(exc):
+    """``"data"`` when ``exc`` means the item's input is bad or out of reach (see
+    :data:`DATA_ERRORS` and :data:`NETWORK_ERRORS`), ``"code"`` otherwise: the dataset's or
+    transform's own code failing. Decided by type, in the worker that caught it."""
+    if isinstance(exc, DATA_ERRORS):
+        return "data"
+    if any((cls.__module__, cls.__name__) in NETWORK_ERRORS for cls in type(exc).__mro__):
+        return "data"
+    return "code"
 
 #: Known causes of a failing transform, by a piece of its message, and their fix.
 _FIXES = (
@@ -28,7 +51,8 @@ _FIXES = (
 
 class SystematicFailure:
     """Watches the first ``limit`` items: when each failed with the same error type, and not
-    one that means bad input, that error is the dataset's or transform's code failing."""
+    one that means bad input (a failure's ``kind`` is ``"data"``: see :func:`error_kind`),
+    that error is the dataset's or transform's code failing."""
 
     def __init__(self, limit=8):
         self.limit = limit
@@ -44,7 +68,7 @@ class SystematicFailure:
             return None
         self.seen.append(failure)
         kinds = {f["error"] for f in self.seen}
-        if len(kinds) > 1 or failure["error"] in DATA_ERRORS:
+        if len(kinds) > 1 or failure.get("kind") == "data":
             self.done = True
             return None
         if len(self.seen) < self.limit:

@@ -145,11 +145,9 @@ class ImageList:
     def _read_checked(self, i):
         path = self.record_source(i)
         try:
-            data = read_bytes(path, storage_options=self.storage_options)
+            data = read_bytes(path, storage_options=self.storage_options, what="an image file")
         except FileNotFoundError:
             raise FileNotFoundError("image file not found: %s" % path) from None
-        except IsADirectoryError:
-            raise IsADirectoryError("a folder, not an image file: %s" % path) from None
         try:
             info = check_image_bytes(data, max_pixels=self.max_pixels,
                                      require_known=not self.decode)

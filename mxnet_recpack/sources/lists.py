@@ -251,7 +251,7 @@ def parse_list(path, *, allow_outside_root=False, storage_options=None):
     """
     path = os.fspath(path)
     try:
-        data = read_bytes(path, storage_options=storage_options)
+        data = read_bytes(path, storage_options=storage_options, what="an im2rec list file")
     except FileNotFoundError:
         raise FileNotFoundError("list file %s not found; make one with `recpack im2rec --list "
                                 "PREFIX ROOT` or mxnet_recpack.make_list" % path) from None

@@ -22,7 +22,7 @@ from ..format.framing import MAGIC, RecordReader, stored_frame
 from ..format.header import HEADER_SIZE, unpack_record
 from ..format.index import read_index
 from ..format.names import index_path_for
-from ..storage import is_url
+from ..storage import check_regular_file, is_url
 
 __all__ = ["RecordSet", "expand_paths"]
 
@@ -173,6 +173,8 @@ class RecordSet:
         #: The files that have no .idx: their records were found by scanning the frames.
         self.scanned = set()
         for f, path in enumerate(self.paths):
+            if not is_url(path):
+                check_regular_file(path, "a record file")
             k, o, s = self._scan_index(f, path)
             keys.append(k)
             offsets.append(o)
@@ -211,6 +213,7 @@ class RecordSet:
             text = read_bytes(idx, storage_options=self._files.storage_options).decode("ascii")
             entries = read_index(idx, text=text)
         else:
+            check_regular_file(idx, "the index", missing_ok=True)
             entries = read_index(idx)
         keys = np.array([k for k, _ in entries], dtype=np.uint64)
         offsets = np.array([o for _, o in entries], dtype=np.int64)

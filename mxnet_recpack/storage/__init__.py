@@ -8,9 +8,9 @@ the standard library, ``errors`` and (for URLs) fsspec.
 import os
 import re
 
-from .local import fsync_dir, read_local
+from .local import check_regular_file, fsync_dir, read_local
 
-__all__ = ["is_url", "joiner", "read_bytes", "write_small", "fsync_dir"]
+__all__ = ["is_url", "joiner", "read_bytes", "write_small", "fsync_dir", "check_regular_file"]
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -38,13 +38,14 @@ class joiner:  # noqa: N801 - used like a function: joiner(root)(relative)
         return os.path.join(self.base, relative)
 
 
-def read_bytes(path, *, storage_options=None):
-    """The whole content of a local file or URL."""
+def read_bytes(path, *, storage_options=None, what="a file"):
+    """The whole content of a local file or URL (a local path that is not a regular file is
+    refused as ``what``, naming what it is)."""
     if is_url(path):
         from .remote import filesystem
         fs, p = filesystem(path, storage_options)
         return fs.cat_file(p)
-    return read_local(path)
+    return read_local(path, what)
 
 
 def write_small(path, data, *, storage_options=None):

@@ -8,8 +8,21 @@ import os
 import stat
 from contextlib import contextmanager
 
-__all__ = ["read_local", "write_all", "copy_range", "fsync_dir", "remove_file", "io_step",
-           "step_of", "cause_of", "fix_for"]
+from ..errors import NotAFileError
+
+__all__ = ["check_regular_file", "read_local", "write_all", "copy_range", "fsync_dir",
+           "remove_file", "io_step", "step_of", "cause_of", "fix_for"]
+
+#: What a path that is not a regular file is, and why reading it is refused.
+_KINDS = (
+    (stat.S_ISDIR, "a directory", "give the path of the file itself"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)", "reading it could block forever: copy the data "
+     "into a regular file"),
+    (stat.S_ISCHR, "a character device", "reading it could block or never end (/dev/zero): "
+     "copy the data into a regular file"),
+    (stat.S_ISBLK, "a block device", "copy the data into a regular file"),
+    (stat.S_ISSOCK, "a socket", "copy the data into a regular file"),
+)
 
 
 @contextmanager
@@ -54,16 +67,43 @@ def fix_for(exc):
     return _FIXES.get(getattr(exc, "errno", None), "fix the cause")
 
 
-def read_local(path):
+def _refuse(path, mode, what):
+    kind, fix = next(((kind, fix) for test, kind, fix in _KINDS if test(mode)),
+                     ("of another type", "copy the data into a regular file"))
+    raise NotAFileError("%s is %s, not a regular file: refused as %s; %s"
+                        % (path, kind, what, fix), path=path, kind=kind)
+
+
+def check_regular_file(path, what, *, missing_ok=False):
+    """Refuse, before anything reads it, a ``path`` that is a directory, a FIFO, a device or a
+    socket (:class:`~mxnet_recpack.errors.NotAFileError` naming the path, what it is and what
+    it was given as: ``what`` such as ``"the record file"``).
+
+    Returns True for a regular file (symbolic links are followed). A missing path raises
+    ``FileNotFoundError`` naming it, or returns False with ``missing_ok``.
+    """
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if missing_ok:
+            return False
+        raise FileNotFoundError("%s: no such file (expected %s here)" % (path, what)) \
+            from None
+    if not stat.S_ISREG(mode):
+        _refuse(path, mode, what)
+    return True
+
+
+def read_local(path, what="a file"):
     """The whole content of a local file: one open, fstat and read (no buffered file object,
-    a little cheaper per image than ``open(path, "rb").read()``)."""
+    a little cheaper per image than ``open(path, "rb").read()``). A directory, FIFO or device
+    is refused (:class:`~mxnet_recpack.errors.NotAFileError`) without blocking."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would never end (/dev/zero)
-            raise IsADirectoryError(path) if stat.S_ISDIR(info.st_mode) else OSError(
-                "%s is not a regular file (a device, a FIFO or a socket): refused, a read "
-                "could block or never end" % path)
+            _refuse(path, info.st_mode, what)
         size = info.st_size
         data = os.read(fd, size + 1)
         if len(data) != size:  # a short read, or the file changed size: read on, to a bound

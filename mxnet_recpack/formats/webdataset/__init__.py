@@ -1,0 +1,1 @@
+"""webdataset: tar shards of samples (see :mod:`.codec`)."""

@@ -1,0 +1,209 @@
+"""webdataset's tar shards, byte by byte: one sample per record, as POSIX tar members.
+
+A sample is the members whose names share a prefix up to the first dot: ``KEY.jpg`` (the
+image, under the extension of the format its bytes are in: ``.png``, ``.bmp``...), ``KEY.cls``
+(the label as ASCII digits, when it is one integral number: what ``webdataset``'s
+``.decode()`` and DALI's ``fn.readers.webdataset`` take as a class), and ``KEY.json`` (every
+field of the RecordIO header: :func:`~mxnet_recpack.formats.sample.sample_metadata`, so nothing
+is lost). ``KEY`` is the record key, zero-padded to 9 digits (more when it needs them).
+InsightFace's label-only records are samples with only a ``.json``.
+
+Members are ustar headers (512 bytes: name, mode 0644, size, mtime 0, owner 0/0, no user or
+group names) followed by their data padded to 512 bytes; a shard ends with two zero blocks. The
+bytes depend on the records alone, so the same input makes the same shards. Standard library.
+"""
+
+import json
+import os
+import tarfile
+
+from ...errors import RecordFormatError
+from ...images.encodings import extension, sniff
+from ..sample import is_integral, sample_from_metadata, sample_metadata
+
+__all__ = ["encode", "ShardWriter", "scan", "read", "check", "sample_key", "BLOCK"]
+
+BLOCK = 512
+_END = b"\0" * (2 * BLOCK)
+_IMAGE_EXTS = frozenset(extension(n)[1:] for n in ("jpeg", "png", "bmp", "tiff", "gif", "webp",
+                                                   "pnm", "npy", "other")) | {"jpeg"}
+
+
+def sample_key(key):
+    """``__key__`` of a record: its key zero-padded to 9 digits."""
+    return "%09d" % key
+
+
+def _member(name, data):
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.type = len(data), 0o644, 0, tarfile.REGTYPE
+    head = info.tobuf(format=tarfile.USTAR_FORMAT, encoding="utf-8", errors="strict")
+    return head + data + b"\0" * (-len(data) % BLOCK)
+
+
+def encode(sample):
+    """The tar members of one record (their headers and data, padded): one ``bytes``."""
+    name = sample_key(sample.key)
+    parts = []
+    if len(sample.image):
+        parts.append(_member("%s%s" % (name, extension(sniff(sample.image))),
+                             bytes(sample.image)))
+    if is_integral(sample):
+        parts.append(_member(name + ".cls", b"%d" % int(sample.label)))
+    meta = json.dumps(sample_metadata(sample), sort_keys=True).encode("ascii")
+    parts.append(_member(name + ".json", meta))
+    return b"".join(parts)
+
+
+class ShardWriter:
+    """One tar shard being written at ``path`` (the caller names it and moves it into place)."""
+
+    def __init__(self, path):
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.count = 0
+        self.nbytes = 0
+
+    def append(self, encoded):
+        """Write a batch of :func:`encode`'d records, in order."""
+        data = b"".join(encoded)
+        view = memoryview(data)
+        while len(view):
+            view = view[os.write(self._fd, view):]
+        self.count += len(encoded)
+        self.nbytes += len(data)
+
+    def close(self):
+        """End the archive (two zero blocks), flush it to the disk; the shard's summary."""
+        if self._fd is None:
+            return None
+        try:
+            os.write(self._fd, _END)
+            os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+        return {"path": self.path, "records": self.count, "bytes": self.nbytes + len(_END)}
+
+    def abort(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _headers(f, path, size):
+    """``(name, data offset, size)`` of every member, from the headers alone."""
+    at = 0
+    while at + BLOCK <= size:
+        f.seek(at)
+        head = f.read(BLOCK)
+        if head == b"\0" * BLOCK:
+            return
+        try:
+            info = tarfile.TarInfo.frombuf(head, "utf-8", "strict")
+        except tarfile.HeaderError as exc:
+            raise RecordFormatError("not a tar member header (%s): the shard is damaged, or not "
+                                    "a tar file" % exc, path=path, offset=at) from None
+        if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE):
+            raise RecordFormatError("tar member %r is not a regular file (type %r): webdataset "
+                                    "shards hold files only" % (info.name, info.type), path=path,
+                                    offset=at)
+        if at + BLOCK + info.size > size:
+            raise RecordFormatError("tar member %r declares %d bytes but the shard ends first "
+                                    "(an interrupted write?)" % (info.name, info.size),
+                                    path=path, offset=at)
+        if info.type != tarfile.DIRTYPE:
+            yield info.name, at + BLOCK, info.size
+        at += BLOCK + info.size + (-info.size % BLOCK)
+    if at < size:
+        raise RecordFormatError("the shard ends inside a tar header (an interrupted write?)",
+                                path=path, offset=at)
+
+
+def _split(name):
+    """``("dir/000000123", "jpg")``: a member's sample prefix and its extension."""
+    folder, base = os.path.split(name)
+    stem, dot, ext = base.partition(".")
+    return (os.path.join(folder, stem) if folder else stem), (ext if dot else "")
+
+
+def scan(path):
+    """Locators of every sample of a shard, in order: ``{extension: (offset, size)}`` of its
+    members, with ``"__key__"``. Raises :class:`RecordFormatError` for a shard whose members
+    do not group into samples (a tar that is not a webdataset)."""
+    samples, order = {}, []
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        previous = None
+        for name, offset, length in _headers(f, path, size):
+            prefix, ext = _split(name)
+            if not ext:
+                raise RecordFormatError("tar member %r has no extension: a webdataset sample is "
+                                        "KEY.EXT members (KEY.jpg, KEY.cls, ...)" % name,
+                                        path=path, offset=offset - BLOCK)
+            if prefix != previous and prefix in samples:
+                raise RecordFormatError("the members of sample %r are not together (a tar that is "
+                                        "not a webdataset: its files must be grouped by key)"
+                                        % prefix, path=path, offset=offset - BLOCK)
+            if prefix not in samples:
+                samples[prefix] = {"__key__": prefix}
+                order.append(prefix)
+            if ext in samples[prefix]:
+                raise RecordFormatError("sample %r has two %r members" % (prefix, ext),
+                                        path=path, offset=offset - BLOCK)
+            samples[prefix][ext] = (offset, length)
+            previous = prefix
+    return [samples[p] for p in order]
+
+
+def read(path, locator, *, position=0, label=None, fd=None):
+    """The Sample of a scanned sample: from its ``.json`` when recpack wrote it; otherwise (a
+    shard another tool wrote) key = ``position`` (its place in the shard set), the label from
+    ``.cls`` (or ``label``, a default for samples without one), the image from the first member
+    with an image extension."""
+    own = fd is None
+    fd = os.open(path, os.O_RDONLY) if own else fd
+    try:
+        def member(ext):
+            offset, size = locator[ext]
+            return os.pread(fd, size, offset)
+        image = next((e for e in locator if e in _IMAGE_EXTS), None)
+        data = member(image) if image else b""
+        if "json" in locator:
+            try:
+                meta = json.loads(member("json"))
+                if "flag" in meta and "id" in meta:
+                    return sample_from_metadata(meta, data)
+            except (ValueError, KeyError, TypeError):
+                pass
+        return _foreign(path, locator, data, position, label, member)
+    finally:
+        if own:
+            os.close(fd)
+
+
+def _foreign(path, locator, data, position, label, member):
+    from ..sample import Sample
+    if "cls" in locator:
+        text = member("cls").strip()
+        try:
+            value = float(int(text))
+        except ValueError:
+            raise RecordFormatError("sample %r: its .cls holds %r, not an integer class"
+                                    % (locator["__key__"], text[:40]), path=path) from None
+    elif label is not None:
+        value = float(label)
+    else:
+        raise RecordFormatError("sample %r has no label (no .cls, no recpack .json): name a "
+                                "default label (--label 0) to convert it" % locator["__key__"],
+                                path=path)
+    if not data:
+        raise RecordFormatError("sample %r has no image member (.jpg, .png, ...)"
+                                % locator["__key__"], path=path)
+    return Sample(int(position), 0, value, int(position), 0, data, None)
+
+
+def check(path):
+    """Every member header of a shard walked and its samples grouped; raises
+    :class:`RecordFormatError` naming the offset of the first problem."""
+    return len(scan(path))
