@@ -21,6 +21,9 @@ __all__ = [
     "OutputLockedError",
     "CommitError",
     "TransformError",
+    "StorageError",
+    "StorageUnreachableError",
+    "MissingObjectError",
 ]
 
 
@@ -128,3 +131,19 @@ class TransformError(RecpackError, RuntimeError):
     """The dataset's or transform's own code raised the same error on each of the first items:
     user code failing is not bad data, so the run stops at once (the message has the error,
     the item, and the fix where it is known)."""
+
+
+class StorageError(RecpackError, OSError):
+    """A request to an object store (``s3://``) failed: refused (access denied, a quota), or
+    answered with an error. The message names the URL, what was being done, the cause and
+    the fix."""
+
+
+class StorageUnreachableError(StorageError, ConnectionError):
+    """The object store could not be reached or stopped answering (connection refused or
+    reset, a timeout after the retries): a network fault, not bad data. The message names the
+    URL, what was being done and, during a commit, exactly which objects at the URL are new."""
+
+
+class MissingObjectError(StorageError, FileNotFoundError):
+    """An object that was to be read at a URL does not exist (the message names the URL)."""

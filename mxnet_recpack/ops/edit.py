@@ -48,7 +48,10 @@ def open_inputs(inputs, storage_options=None):
     of any of them; files without an ``.idx`` are read from their records."""
     paths = expand_paths(inputs)
     for path in paths:
-        if not is_url(path):
+        if is_url(path):
+            from ..storage.remote import settle_url
+            settle_url(path, storage_options)
+        else:
             if not os.path.isfile(path):
                 raise FileNotFoundError("%s: record file not found" % path)
             settle(path)
