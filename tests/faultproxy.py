@@ -9,16 +9,18 @@ source) and, when told, fails one:
   dies: every connection is closed and new ones are refused (nothing listens any more);
 - ``die_after(n)``: request n+1 reaches the server (which acts on it), its response is dropped,
   and the proxy dies: the client cannot know whether the request was done;
-- ``refuse(n, status, code)``: request n+1 is answered by the proxy with an S3 error
-  (``403 AccessDenied``), not sent on; the proxy goes on working; ``n`` may also be a
-  function of ``(method, target, copy source)``: the first request it is true for is refused;
+- ``refuse(n, status, code, then_die_before=None)``: request n+1 is answered by the proxy with
+  an S3 error (``403 AccessDenied``), not sent on; the proxy goes on working (or, with
+  ``then_die_before=m``, dies before request m+1); ``n`` may also be a function of
+  ``(method, target, copy source)``: the first request it is true for is refused;
 - ``revive()``: listens again on the same port, the fault plan cleared;
 - ``hook``: a callable given ``(method, target, headers)`` before each request is sent on
   (e.g. to stop the server at a chosen request).
 
 Bodies are read by ``Content-Length`` or chunked encoding. A request with ``Expect:
-100-continue`` (botocore's uploads) is answered ``100 Continue`` by the proxy and forwarded
-whole without that header (which is not signed).
+100-continue`` (botocore's uploads of files) goes on as the client sends it: its head, then its
+body once the server answered ``100 Continue`` (relayed), so a stopped server is met where the
+client would meet it.
 """
 import socket
 import threading
@@ -120,8 +122,8 @@ class FaultProxy:
     def die_after(self, n):
         self._set_plan("after", n)
 
-    def refuse(self, n, status=403, code="AccessDenied"):
-        self._set_plan("refuse", n, status, code)
+    def refuse(self, n, status=403, code="AccessDenied", then_die_before=None):
+        self._set_plan("refuse", n, status, code, then_die_before)
 
     def _set_plan(self, mode, n, *extra):
         with self._lock:
@@ -193,6 +195,8 @@ class FaultProxy:
                 self._plan = None  # the first match only
             elif plan is None or number != plan[1] + 1:
                 return "forward"
+            if plan[0] == "refuse" and plan[4] is not None:
+                self._plan = ("before", plan[4])
         return {"before": "drop", "after": "forward-drop"}.get(plan[0], plan)
 
     def _serve(self, client):
@@ -205,11 +209,7 @@ class FaultProxy:
                     return
                 line, fields = _headers(head)
                 method, target = line.split(" ")[:2]
-                if fields.get("expect", "").lower() == "100-continue":
-                    client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                    head = b"".join(h + b"\r\n" for h in head.split(b"\r\n")
-                                    if h and not h.lower().startswith(b"expect:")) + b"\r\n"
-                body, cbuf = _read_body(client, fields, cbuf)
+                expect = fields.get("expect", "").lower() == "100-continue"
                 action = self._decide(method, target, fields)
                 if action == "drop":
                     self._die()
@@ -217,21 +217,41 @@ class FaultProxy:
                 if self.hook is not None:
                     self.hook(method, target, fields)
                 if isinstance(action, tuple):  # refuse: an S3 error answer from "the server"
-                    _, _, status, code = action
+                    status, code = action[2:4]
                     xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code>"
                            "<Message>Access Denied</Message></Error>" % code
                            ).encode()
+                    if not expect:
+                        _, cbuf = _read_body(client, fields, cbuf)
                     client.sendall(b"HTTP/1.1 %d Refused\r\nContent-Type: application/xml\r\n"
-                                   b"Content-Length: %d\r\n\r\n%s" % (status, len(xml), xml))
+                                   b"Content-Length: %d\r\n%s\r\n%s" % (
+                                       status, len(xml),
+                                       b"Connection: close\r\n" if expect else b"", xml))
+                    if expect:  # the body was never sent: this connection is done
+                        return
                     continue
                 if upstream is None:
                     upstream = socket.create_connection(self.upstream)
                     with self._lock:
                         self._sockets.add(upstream)
-                upstream.sendall(head + body)
-                rhead, ubuf = _read_head(upstream, ubuf)
-                if rhead is None:
-                    return
+                if expect:  # as the client does: the head, then the body once "100 Continue"
+                    upstream.sendall(head)
+                    rhead, ubuf = _read_head(upstream, ubuf)
+                    if rhead is None:
+                        return
+                    if int(_headers(rhead)[0].split(" ")[1]) == 100:
+                        client.sendall(rhead)
+                        body, cbuf = _read_body(client, fields, cbuf)
+                        upstream.sendall(body)
+                        rhead, ubuf = _read_head(upstream, ubuf)
+                        if rhead is None:
+                            return
+                else:
+                    body, cbuf = _read_body(client, fields, cbuf)
+                    upstream.sendall(head + body)
+                    rhead, ubuf = _read_head(upstream, ubuf)
+                    if rhead is None:
+                        return
                 rline, rfields = _headers(rhead)
                 status = int(rline.split(" ")[1])
                 rbody, ubuf = _read_body(upstream, rfields, ubuf, response_to=method,

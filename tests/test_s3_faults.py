@@ -164,6 +164,42 @@ def test_a_refused_request_of_a_commit_is_undone_before_it_is_reported(pair_url,
     assert told >= 8
 
 
+def test_an_undo_cut_off_and_a_finish_refused_are_undone_by_the_next_command(pair_url,
+                                                                               s3_proxy):
+    """Two faults in a row. (1) The copy of the .idx is refused, so the commit marks its
+    journal rolling-back and starts putting the old .rec back, and the server dies then: the
+    error says what is where, and the next command (verify) finishes the undoing. (2) A commit
+    cut off after its journal, then the reader's finishing copy refused: it undoes instead."""
+    fs, folder, url, old, new, reset = pair_url
+    write_new(url, s3_proxy)
+    requests = list(s3_proxy.exchanges)
+    idx_copy = next(i for i, (_, t, c) in enumerate(requests) if c and t.endswith("/a.idx"))
+    journal = next(i for i, (m, t, _) in enumerate(requests) if m == "PUT" and
+                   t.endswith(".journal"))
+    reset()
+    s3_proxy.refuse(idx_copy, then_die_before=idx_copy + 2)  # the rolling-back mark gets in
+    with pytest.raises(rp.StorageUnreachableError, match=r"was refused .*and putting the old "
+                       r"ones back failed too .*At the URL now: a\.rec: new or old"):
+        write_new(url, s3_proxy)
+    assert state(fs, folder)["a.idx"] == old["a.idx"]
+    s3_proxy.revive()
+    fs.invalidate_cache()
+    assert rp.verify(url, storage_options=options(s3_proxy)).problems == []
+    assert state(fs, folder) == old and objects(fs, folder) == sorted(NAMES)
+
+    reset()
+    s3_proxy.die_before(journal + 1)  # the journal is written, no final replaced
+    with pytest.raises(rp.StorageUnreachableError, match=r"At the URL now: a\.rec: new or old"):
+        write_new(url, s3_proxy)
+    s3_proxy.revive()
+    s3_proxy.refuse(lambda method, target, source: bool(source) and target.endswith("/a.rec"))
+    assert rp.verify(url, storage_options=options(s3_proxy)).problems == []
+    assert state(fs, folder) == old and objects(fs, folder) == sorted(NAMES)
+    s3_proxy.revive()
+    write_new(url, s3_proxy)
+    assert state(fs, folder) == new and objects(fs, folder) == sorted(NAMES)
+
+
 # -- the CLI: a dead or stopped server ----------------------------------------------------------
 
 def cli_env(endpoint, **extra):
@@ -236,6 +272,42 @@ def stop_at(proxy, weed, match):
     return stopped
 
 
+def test_a_signal_while_images_are_read_from_a_stopped_server_ends_the_run_at_once(
+        s3, s3_weed, s3_proxy, small_list):
+    """Worker threads stuck reading images from a stopped S3 root do not hold up the exit."""
+    fs, bucket = s3
+    root, lst = small_list
+    for name in os.listdir(root):
+        fs.put_file(os.path.join(root, name), "%s/img/%s" % (bucket, name))
+    stopped = stop_at(s3_proxy, s3_weed[2], lambda m, t, c: m == "GET" and t.endswith(".jpg"))
+    proc = subprocess.Popen(recpack_cmd("im2rec", "--pass-through", "--num-thread", "2",
+                                        lst[:-4], "s3://%s/img" % bucket),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(s3_proxy.url))
+    try:
+        took, err = signal_when_stopped(proc, stopped, signal.SIGTERM)
+    finally:
+        s3_weed[2].send_signal(signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err, err
+    assert took < 3, took  # measured 1.0 s (the workers are given half a second, then left)
+
+
+def signal_when_stopped(proc, stopped, sig):
+    """Once the server is stopped (and a second more), send ``sig``; (seconds until the
+    command ended, its stderr)."""
+    deadline = time.monotonic() + 60
+    while not stopped and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert stopped, proc.communicate(timeout=30)
+    time.sleep(1.0)
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    return time.monotonic() - sent, err
+
+
 def test_a_stopped_server_ends_in_a_clear_error_after_the_timeouts(s3, s3_weed, s3_proxy,
                                                                    small_list):
     fs, bucket = s3
@@ -256,7 +328,8 @@ def test_a_stopped_server_ends_in_a_clear_error_after_the_timeouts(s3, s3_weed, 
     assert done.returncode == 1, done.stderr
     assert "could not be reached or stopped answering" in done.stderr, done.stderr
     assert "the files at the URL are as they were" in done.stderr, done.stderr
-    # 3 attempts x 2 s3fs tries x 1 s, and the back-off between them: bounded, no hang
+    # the upload's deadline: 4 read timeouts (1 s here) and its bytes at 256 KiB/s; no hang
+    assert "did not finish within 4 s" in done.stderr, done.stderr
     assert took < 60, took
     s3_proxy.hook = None
     done = subprocess.run(command, capture_output=True, text=True,
@@ -282,15 +355,7 @@ def test_a_signal_is_acted_on_at_once_while_the_server_is_stopped(s3, s3_weed, s
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=cli_env(s3_proxy.url))
     try:
-        deadline = time.monotonic() + 60
-        while not stopped and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        assert stopped, proc.communicate(timeout=30)
-        time.sleep(1.0)
-        sent = time.monotonic()
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-        took = time.monotonic() - sent
+        took, err = signal_when_stopped(proc, stopped, sig)
     finally:
         s3_weed[2].send_signal(signal.SIGCONT)
         if proc.poll() is None:

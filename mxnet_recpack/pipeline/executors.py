@@ -116,8 +116,12 @@ def _run_threads(encoder, num_workers, batches, timeout):
         with cond:
             state["stop"] = True
             cond.notify_all()
+        # A worker stuck in a read (a server that stopped answering) or a transform is not
+        # waited for past half a second: the threads are daemons, and an error or an interruption
+        # must end the run now.
+        deadline = time.monotonic() + 0.5
         for t in threads:
-            t.join()
+            t.join(max(0.0, deadline - time.monotonic()))
 
 
 def _span(batch):

@@ -4,9 +4,10 @@ complete (:mod:`.remote_commit` has the commit protocol).
 
 Every ``s3://`` request has a timeout and a bounded number of retries (:data:`S3_DEFAULTS`:
 5 s to connect, 15 s without an answer, at most 3 attempts by botocore, each tried at most
-:data:`S3FS_RETRIES` times by s3fs), so a
-server that stops answering is given up on, with a clear error, after at most about 1.5
-minutes. fsspec's own configuration (``FSSPEC_S3='{"config_kwargs": {...}}'`` or a file in
+:data:`S3FS_RETRIES` times by s3fs), so a server that stops answering is given up on, with a
+clear error, after at most about 1.5 minutes; an upload also has a deadline
+(:func:`put_file`), since a server that stops reading a request's body is not caught by the
+read timeout. fsspec's own configuration (``FSSPEC_S3='{"config_kwargs": {...}}'`` or a file in
 ``~/.config/fsspec``) and then the caller's ``storage_options`` override them. Network faults
 become :class:`~mxnet_recpack.errors.StorageUnreachableError`, a missing object
 :class:`~mxnet_recpack.errors.MissingObjectError`, any other refusal
@@ -29,8 +30,8 @@ from ..errors import (MissingObjectError, RecpackError, StorageError,
                       StorageUnreachableError)
 
 __all__ = ["filesystem", "RemoteOutput", "local_copy", "settle_url", "remote_errors",
-           "storage_error", "is_network_error", "cause_of", "staging_target", "S3_DEFAULTS",
-           "S3FS_RETRIES"]
+           "storage_error", "is_network_error", "cause_of", "staging_target", "put_file",
+           "S3_DEFAULTS", "S3FS_RETRIES", "UPLOAD_FLOOR_RATE"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ S3_DEFAULTS = {"config_kwargs": {"connect_timeout": 5, "read_timeout": 15,
 #: s3fs's own retries of a request whose answer was cut short or timed out (around botocore's
 #: attempts; s3fs's default is 5).
 S3FS_RETRIES = 2
+#: The slowest upload rate :func:`put_file` waits for (bytes per second).
+UPLOAD_FLOOR_RATE = 256 << 10
 
 
 def _merged(*layers):
@@ -156,6 +159,26 @@ def remote_errors(url, doing):
         raise error from exc
 
 
+def put_file(fs, local_path, remote):
+    """Upload a file, given up on (``FSTimeoutError``) when it has not finished within four
+    read timeouts plus its size at :data:`UPLOAD_FLOOR_RATE`: the read timeout starts only
+    once a request's body is sent, so a server that stops reading it (waiting for its
+    ``100 Continue``, or its TCP window closed) would otherwise be waited for forever."""
+    if not getattr(fs, "async_impl", False):
+        fs.put_file(local_path, remote)
+        return
+    from fsspec.asyn import sync
+    from fsspec.exceptions import FSTimeoutError
+    read_timeout = (getattr(fs, "config_kwargs", None) or {}).get("read_timeout") or 15
+    size = os.path.getsize(local_path)
+    deadline = 4 * read_timeout + size / UPLOAD_FLOOR_RATE
+    try:
+        sync(fs.loop, fs._put_file, local_path, remote, timeout=deadline)
+    except FSTimeoutError:
+        raise FSTimeoutError("the upload of %d bytes to %s did not finish within %.0f s"
+                             % (size, remote, deadline)) from None
+
+
 def staging_target(url, staging_dir=None):
     """The local path a URL's output is staged at (and locked by, on this host)."""
     base = staging_dir or os.path.join(tempfile.gettempdir(), "recpack-staging")
@@ -261,7 +284,7 @@ class RemoteOutput:
         for local_path in local_paths:
             remote = self._remote(local_path)
             with remote_errors(self.fs.unstrip_protocol(remote), "uploading it"):
-                self.fs.put_file(local_path, remote)
+                put_file(self.fs, local_path, remote)
             log.info("uploaded %s", self.fs.unstrip_protocol(remote))
         for local_path in local_paths:
             os.remove(local_path)

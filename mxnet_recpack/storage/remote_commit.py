@@ -41,7 +41,7 @@ import uuid
 
 from ..errors import CommitError, OutputLockedError, StorageUnreachableError
 from .lock import OutputLock
-from .remote import cause_of as _cause, is_network_error, remote_errors
+from .remote import cause_of as _cause, is_network_error, put_file, remote_errors
 
 __all__ = ["RemotePair"]
 
@@ -62,9 +62,9 @@ class _Steps:
         self.state = {m["final"]: "old" for m in plan["members"] + plan["removes"]}
 
     def text(self):
-        words = {"old": "old", "new": "new", "unsure": "new or old (its copy was sent, no "
-                 "answer came)", "gone": "deleted", "unsure-gone": "deleted or old (its delete "
-                 "was sent, no answer came)"}
+        unsure = " (a request changing it was sent, its answer never came)"
+        words = {"old": "old", "new": "new", "unsure": "new or old" + unsure, "gone": "deleted",
+                 "unsure-gone": "deleted or old" + unsure}
         parts = []
         for m in self.plan["members"] + self.plan["removes"]:
             word = words[self.state[m["final"]]]
@@ -120,13 +120,19 @@ class RemotePair:
     def _read_journal(self):
         with remote_errors(self.url, "reading the journal of an interrupted commit"):
             try:
-                return json.loads(self.fs.cat_file(self.journal).decode("utf-8"))
+                entry = json.loads(self.fs.cat_file(self.journal).decode("utf-8"))
             except FileNotFoundError:
                 return None
             except ValueError as exc:
-                raise CommitError("%s: the commit journal %s is not one recpack wrote (%s); "
-                                  "look at it, and delete it if the pair is whole"
-                                  % (self.url, self.fs.unstrip_protocol(self.journal), exc))
+                entry = str(exc)
+        if not (isinstance(entry, dict) and entry.get("version") == 1 and
+                entry.get("state") in ("committing", "rolling-back") and
+                isinstance(entry.get("members"), list) and isinstance(entry.get("removes"), list)):
+            raise CommitError("%s: the commit journal %s is not one this version of recpack "
+                              "wrote (%.100s); look at the pair, and delete the journal once the "
+                              "pair is whole" % (self.url, self.fs.unstrip_protocol(self.journal),
+                                                 entry))
+        return entry
 
     def _remove_all(self, keys, doing):
         """One bulk delete; what cannot be deleted now is removed by the next commit."""
@@ -262,7 +268,7 @@ class RemotePair:
 
     def _stage(self, plan, found):
         for m in plan["members"]:
-            self.fs.put_file(m["local"], m["staged"])
+            put_file(self.fs, m["local"], m["staged"])
         for m in plan["members"] + plan["removes"]:
             if m["backup"]:
                 self._copy(m["final"], m["backup"], m["old_size"])
@@ -331,6 +337,9 @@ class RemotePair:
                 "(the new files are staged as NAME.upload-%s, the old ones kept as NAME.old-%s "
                 "beside them)" % (self.url, _cause(exc), steps.text(), plan["token"],
                                   plan["token"])) from exc
+        for final, now in steps.state.items():  # refused, so not done: as it was
+            if now.startswith("unsure"):
+                steps.state[final] = "old"
         try:
             self._restore(plan, steps)
         except Exception as again:  # noqa: BLE001 - the journal still says what to do
@@ -350,6 +359,7 @@ class RemotePair:
         for m in reversed(plan["members"] + plan["removes"]):
             if steps.state[m["final"]] == "old":
                 continue
+            steps.state[m["final"]] = "unsure" if m["staged"] else "unsure-gone"
             if m["backup"] is None:
                 self.fs.rm_file(m["final"])
             else:
