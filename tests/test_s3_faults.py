@@ -257,6 +257,10 @@ def test_a_missing_s3_input_names_the_url(tmp_path, s3):
                        r"found" % bucket):
         rp.im2rec("s3://%s/nothing/data.lst" % bucket, None, {"root": str(tmp_path)},
                   str(tmp_path / "out"))
+    for make in (lambda url: write_arrays(url, images(1, 2)), rp.verify):
+        with pytest.raises(rp.MissingObjectError, match=r"s3://%s-none/a\.rec: the bucket "
+                           r"%s-none does not exist.*create it first" % (bucket, bucket)):
+            make("s3://%s-none/a.rec" % bucket)
 
 
 def stop_at(proxy, weed, match):

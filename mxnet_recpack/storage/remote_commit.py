@@ -39,7 +39,8 @@ import re
 import socket
 import uuid
 
-from ..errors import CommitError, OutputLockedError, StorageUnreachableError
+from ..errors import (CommitError, MissingObjectError, OutputLockedError,
+                      StorageUnreachableError)
 from .lock import OutputLock
 from .remote import cause_of as _cause, is_network_error, put_file, remote_errors
 
@@ -96,13 +97,19 @@ class RemotePair:
     def listing(self):
         """``{key: info}`` of every object named ``STEM.*`` beside the ``.rec`` (one request)."""
         with remote_errors(self.url, "listing the objects of this pair"):
-            if hasattr(self.fs, "call_s3"):
-                found = self.fs.find(self.folder, maxdepth=1, prefix=self.prefix, detail=True,
-                                     refresh=True)
-            else:
-                self.fs.invalidate_cache(self.folder)
-                found = {i["name"]: i for i in self.fs.ls(self.folder, detail=True)
-                         if _name(i["name"]).startswith(self.prefix)}
+            try:
+                if hasattr(self.fs, "call_s3"):
+                    found = self.fs.find(self.folder, maxdepth=1, prefix=self.prefix,
+                                         detail=True, refresh=True)
+                else:
+                    self.fs.invalidate_cache(self.folder)
+                    found = {i["name"]: i for i in self.fs.ls(self.folder, detail=True)
+                             if _name(i["name"]).startswith(self.prefix)}
+            except FileNotFoundError as exc:  # a folder is never missing: the bucket is
+                raise MissingObjectError("%s: the bucket %s does not exist (%s); create it "
+                                         "first, or check the URL" % (
+                                             self.url, self.folder.split("/", 1)[0],
+                                             _cause(exc))) from exc
         return {key: info for key, info in found.items() if info.get("type") != "directory"}
 
     def _copy(self, src, dst, size):
