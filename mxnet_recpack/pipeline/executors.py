@@ -116,12 +116,14 @@ def _run_threads(encoder, num_workers, batches, timeout):
         with cond:
             state["stop"] = True
             cond.notify_all()
-        # A worker stuck in a read (a server that stopped answering) or a transform is not
-        # waited for past half a second: the threads are daemons, and an error or an interruption
-        # must end the run now.
-        deadline = time.monotonic() + 0.5
+        # A worker waiting for an answer from a URL's server (one that stopped answering) is
+        # not waited for: a daemon, it ends with the process, so an error or an interruption
+        # ends the run now. One running native code (OpenCV) is: a daemon thread still in C++
+        # at exit aborts the process.
+        from ..storage.remote import waiting_on_storage
         for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+            while t.is_alive() and not waiting_on_storage(t):
+                t.join(0.05)
 
 
 def _span(batch):

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 
@@ -31,7 +32,7 @@ from ..errors import (MissingObjectError, RecpackError, StorageError,
 
 __all__ = ["filesystem", "RemoteOutput", "local_copy", "settle_url", "remote_errors",
            "storage_error", "is_network_error", "cause_of", "staging_target", "put_file",
-           "S3_DEFAULTS", "S3FS_RETRIES", "UPLOAD_FLOOR_RATE"]
+           "waiting_on_storage", "S3_DEFAULTS", "S3FS_RETRIES", "UPLOAD_FLOOR_RATE"]
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,17 @@ def put_file(fs, local_path, remote):
     except FSTimeoutError:
         raise FSTimeoutError("the upload of %d bytes to %s did not finish within %.0f s"
                              % (size, remote, deadline)) from None
+
+
+def waiting_on_storage(thread):
+    """True when ``thread`` is blocked waiting for fsspec's answer to a request (in
+    ``fsspec.asyn.sync``, which waits on an event in Python code): safe to leave behind."""
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        if frame.f_code.co_name == "sync" and frame.f_globals.get("__name__") == "fsspec.asyn":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def staging_target(url, staging_dir=None):
