@@ -367,7 +367,7 @@ def test_a_signal_is_acted_on_at_once_while_the_server_is_stopped(s3, s3_weed, s
     assert proc.returncode == 130, err
     assert "interrupted" in err and "internal error" not in err, err
     assert "data.rec: new" in err, err  # what it left, said before it stopped
-    assert took < 3, took  # measured ~0.1-1 s: acted on at once, no request after it
+    assert took < 3, took  # measured 0.3-0.4 s: acted on at once, no request after it
     s3_proxy.hook = None
     fs.invalidate_cache()
     assert fs.exists("%s/sig/data.rec.journal" % bucket)
