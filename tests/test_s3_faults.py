@@ -119,9 +119,7 @@ def test_the_server_dying_after_any_request_of_a_commit(pair_url, s3_proxy):
             except rp.RecpackError as exc:
                 message = str(exc)
                 assert isinstance(exc, rp.StorageUnreachableError), message
-                assert url in message and "this is a bug" not in message
-                assert "could not be reached" in message or "stopped answering" in message \
-                    or "failed" in message, message
+                assert url in message and "could not be reached or stopped answering" in message
                 check_against(message, state(fs, folder), old, new)
                 outcomes.add("as they were" if "as they were" in message else
                              "told" if claims(message) else "before")
@@ -143,9 +141,9 @@ def test_a_refused_request_of_a_commit_is_undone_before_it_is_reported(pair_url,
     is undone before the error is raised, and nothing of it stays in the bucket."""
     fs, folder, url, old, new, reset = pair_url
     write_new(url, s3_proxy)
-    count = len(s3_proxy.exchanges)
+    requests = list(s3_proxy.exchanges)
     told = 0
-    for n in range(count):
+    for n in range(len(requests)):
         reset()
         s3_proxy.refuse(n)
         try:
@@ -161,7 +159,7 @@ def test_a_refused_request_of_a_commit_is_undone_before_it_is_reported(pair_url,
         s3_proxy.revive()
         write_new(url, s3_proxy)
         assert state(fs, folder) == new and objects(fs, folder) == sorted(NAMES)
-    assert told >= 8
+    assert told == sum(m == "PUT" for m, _, _ in requests)  # every upload, backup, copy
 
 
 def test_an_undo_cut_off_and_a_finish_refused_are_undone_by_the_next_command(pair_url,
