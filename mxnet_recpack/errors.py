@@ -23,6 +23,9 @@ __all__ = [
     "OutputError",
     "TransformError",
     "NotAFileError",
+    "StorageError",
+    "StorageUnreachableError",
+    "MissingObjectError",
 ]
 
 
@@ -158,3 +161,17 @@ class NotAFileError(RecpackError, OSError):
         self.path = path
         self.kind = kind
         super().__init__(message)
+class StorageError(RecpackError, OSError):
+    """A request to an object store (``s3://``) failed: refused (access denied, a quota), or
+    answered with an error. The message names the URL, what was being done, the cause and
+    the fix."""
+
+
+class StorageUnreachableError(StorageError, ConnectionError):
+    """The object store could not be reached or stopped answering (connection refused or
+    reset, a timeout after the retries): a network fault, not bad data. The message names the
+    URL, what was being done and, during a commit, exactly which objects at the URL are new."""
+
+
+class MissingObjectError(StorageError, FileNotFoundError):
+    """An object that was to be read at a URL does not exist (the message names the URL)."""

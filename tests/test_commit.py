@@ -183,25 +183,24 @@ def test_a_full_disk_during_an_append_leaves_the_file_as_it_was_and_resume_finis
 
 @pytest.mark.s3
 def test_an_upload_that_fails_between_the_pair_leaves_the_remote_pair_whole(tmp_path, s3,
-                                                                             monkeypatch):
-    import s3fs
+                                                                             s3_proxy):
+    """The server refuses the copy of the .idx (a real 403 answer, from a proxy in front of
+    it) after the .rec was replaced: the old .rec is put back before the error is raised."""
     fs, bucket = s3
     url = "s3://%s/pair/a.rec" % bucket
     old = old_pair(tmp_path / "old.rec")
     for ext in (".rec", ".idx"):
         fs.put_file(old[:-4] + ext, url[:-4] + ext)
     before = (fs.cat_file(url), fs.cat_file(url[:-4] + ".idx"))
-    real = s3fs.S3FileSystem._cp_file
-
-    async def cp_file(self, path1, path2, **kwargs):  # the server-side copy of each final
-        if str(path2).endswith("a.idx"):
-            raise PermissionError("injected: the copy of the .idx fails")
-        return await real(self, path1, path2, **kwargs)
-    monkeypatch.setattr(s3fs.S3FileSystem, "_cp_file", cp_file)
-    with pytest.raises(rp.CommitError, match=r"uploading the new files failed.*the files at the "
-                                             r"URL are as they were"):
-        write_arrays(url, [np.zeros((8, 8, 3), np.uint8)] * 6, list(range(6)))
-    monkeypatch.undo()
+    through = {"client_kwargs": {"endpoint_url": s3_proxy.url}}
+    s3_proxy.refuse(lambda method, target, source: bool(source) and target.endswith("/a.idx"))
+    with pytest.raises(rp.CommitError, match=r"putting the new files in place was refused "
+                       r"\(PermissionError: Access Denied\); the files at the URL are as they "
+                       r"were"):
+        write_arrays(url, [np.zeros((8, 8, 3), np.uint8)] * 6, list(range(6)),
+                     storage_options=through)
+    copies = [t for _, t, source in s3_proxy.exchanges if source]
+    assert copies.index("/%s/pair/a.idx" % bucket) == copies.index("/%s/pair/a.rec" % bucket) + 1
     fs.invalidate_cache()
     assert (fs.cat_file(url), fs.cat_file(url[:-4] + ".idx")) == before
     assert sorted(os.path.basename(p) for p in fs.ls("%s/pair" % bucket)) == ["a.idx", "a.rec"]

@@ -127,22 +127,23 @@ def _closed_port():
         return s.getsockname()[1]
 
 
-def test_images_out_of_reach_are_bad_data_not_broken_code(tmp_path):
-    """Eight images in a row that the S3 endpoint cannot serve (nothing listens there) fail
-    with botocore's EndpointConnectionError, which is no OSError: by type, that is input out of
-    reach, skipped and listed as data, not the transform's code failing (the run then stops
-    because every item failed, saying so)."""
+def test_images_out_of_reach_stop_the_run_as_a_network_fault_not_broken_code(tmp_path):
+    """Images that the S3 endpoint cannot serve (nothing listens there) fail with botocore's
+    EndpointConnectionError, which is no OSError: by type, that is the storage out of reach, a
+    network fault, neither bad data nor the transform's code failing. The run stops at once,
+    saying so and naming the URL; the existing output is untouched and nothing is reported
+    as a bad image."""
     write_lst(tmp_path / "u.lst", [(k, 0, "img%d.jpg" % k) for k in range(8)])
     options = {"key": "k", "secret": "s", "client_kwargs": {
         "endpoint_url": "http://127.0.0.1:%d" % _closed_port()},
         "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2}}
-    with pytest.raises(rp.TooManyFailuresError, match=r"all 8 items failed, nothing to write.*"
-                                                      r"first: EndpointConnectionError"):
+    with pytest.raises(rp.StorageUnreachableError, match=r"s3://bucket/images/img0\.jpg: "
+                                                         r"reading it failed: the storage server "
+                                                         r"could not be reached"):
         rp.im2rec(str(tmp_path / "u.lst"), None, {"root": "s3://bucket/images",
                                                   "storage_options": options})
-    report = [json.loads(line) for line in open(tmp_path / "u.failures.jsonl")]
-    assert [(r["key"], r["error"], r["kind"]) for r in report] == \
-        [(k, "EndpointConnectionError", "data") for k in range(8)]
+    assert not os.path.exists(tmp_path / "u.failures.jsonl")
+    assert not os.path.exists(tmp_path / "u.rec")
 
 
 class _Unreadable(OSError):

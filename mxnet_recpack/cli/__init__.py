@@ -54,6 +54,12 @@ def main(argv=None):
         print("recpack: interrupted; " + _after_interrupt(args), file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - anything else: one line, not a traceback
+        from ..storage.remote import cause_of, is_network_error
+        if is_network_error(exc):  # a network fault no layer named: still not a bug
+            print("recpack: error: the storage server could not be reached or stopped "
+                  "answering (%s); check that it is up and reachable (AWS_ENDPOINT_URL), then "
+                  "run the command again" % cause_of(exc), file=sys.stderr)
+            return 1
         if args.verbose:
             log.exception("internal error")
         print("recpack: internal error: %s: %s (this is a bug in recpack: please report it "

@@ -44,9 +44,10 @@ def add_im2rec(sub):
 def _find_lists(prefix):
     """The ``.lst`` files im2rec.py would pack for ``prefix``: ``PREFIX*.lst`` (sorted)."""
     if is_url(prefix):
-        from ..storage.remote import filesystem
+        from ..storage.remote import filesystem, remote_errors
         fs, path = filesystem(prefix)
-        return prefix, sorted(fs.unstrip_protocol(p) for p in fs.glob(path + "*.lst"))
+        with remote_errors(prefix + "*.lst", "listing the list files"):
+            return prefix, sorted(fs.unstrip_protocol(p) for p in fs.glob(path + "*.lst"))
     working_dir = prefix if os.path.isdir(prefix) else os.path.dirname(prefix)
     if not os.path.isdir(working_dir):
         raise FileNotFoundError("folder %s does not exist" % working_dir)

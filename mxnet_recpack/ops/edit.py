@@ -54,7 +54,10 @@ def open_inputs(inputs, storage_options=None, outputs=()):
     for output in outputs:
         check_output(output, paths)
     for path in paths:
-        if not is_url(path):
+        if is_url(path):
+            from ..storage.remote import settle_url
+            settle_url(path, storage_options)
+        else:
             if not check_regular_file(path, "an input record file", missing_ok=True):
                 raise FileNotFoundError("%s: record file not found" % path)
             settle(path)

@@ -3,13 +3,15 @@
 Each worker reads an item, applies the dataset's transforms, encodes the image and frames the
 record, so what crosses the process boundary is a few kilobytes of bytes per item, never pixels.
 An item that raises is not fatal here: it comes back as a :class:`Failure` for the writer to
-count against ``max_failures``.
+count against ``max_failures``; except when the storage it is read from stopped answering
+(:class:`~mxnet_recpack.errors.StorageUnreachableError`): that is the network, not the item, and
+stops the run.
 """
 
 import logging
 import traceback
 
-from ..errors import ImageEncodeError
+from ..errors import ImageEncodeError, StorageUnreachableError
 from ..format.checksums import crc32c_of_buffers
 from ..format.framing import FramedRecord, frame_buffers
 from ..format.header import RecordPayload, record_head, unpack_record
@@ -160,6 +162,8 @@ class RecordEncoder:
         key = self.key(i)
         try:
             return (key,) + self.encode_item(self._get(i), key)
+        except StorageUnreachableError:
+            raise
         except Exception as exc:  # noqa: BLE001 - every item failure is reported, not raised
             source = None
             if self.source_of is not None:

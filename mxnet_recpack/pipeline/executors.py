@@ -123,11 +123,16 @@ def _run_threads(encoder, num_workers, batches, timeout):
             cond.notify_all()
         # Each thread ends after the batch it is making (within the timeout: the process must
         # not exit while OpenCV runs in one); a stuck one cannot be stopped: it is left (a
-        # daemon thread).
+        # daemon thread). A worker waiting for an answer from a URL's server (one that stopped
+        # answering) is not waited for at all: a daemon, it ends with the process, so an error
+        # or an interruption ends the run now (a daemon thread still in native code, OpenCV,
+        # at exit would abort the process: those are waited for).
+        from ..storage.remote import waiting_on_storage
         deadline = time.monotonic() + (2 if stuck else timeout)
         for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-            if t.is_alive():
+            while t.is_alive() and not waiting_on_storage(t) and time.monotonic() < deadline:
+                t.join(0.05)
+            if t.is_alive() and not waiting_on_storage(t):
                 log.info("%s is still running an item after the run ended", t.name)
 
 

@@ -116,6 +116,7 @@ class RecordFileWriter:
         self._out.acquire()  # one owner, and an interrupted commit settled, before all else
         try:
             if self._remote:
+                self._remote.settle()  # an interrupted commit at the URL, finished or undone
                 exists = self._remote.exists(self._out.path) or self._remote.exists(
                     self._out.idx_path)
             else:

@@ -62,9 +62,10 @@ def expand_paths(paths):
         p = os.fspath(p)
         if any(c in p for c in "*?["):
             if is_url(p):
-                from ..storage.remote import filesystem
+                from ..storage.remote import filesystem, remote_errors
                 fs, pattern = filesystem(p)
-                found = sorted(fs.unstrip_protocol(m) for m in fs.glob(pattern))
+                with remote_errors(p, "listing the files that match it"):
+                    found = sorted(fs.unstrip_protocol(m) for m in fs.glob(pattern))
             else:
                 found = sorted(glob.glob(p))
             if not found:
@@ -117,7 +118,9 @@ class _Files:
         """``size`` bytes at ``offset`` of file ``f`` (fewer only at the end of the file)."""
         handle = self._handle(f)
         if handle[0] == "url":
-            return handle[1].cat_file(handle[2], start=offset, end=offset + size)
+            from ..storage.remote import remote_errors
+            with remote_errors(self.paths[f], "reading records"):
+                return handle[1].cat_file(handle[2], start=offset, end=offset + size)
         if hasattr(os, "pread"):
             return os.pread(handle[1], size, offset)
         with self._lock:  # pragma: no cover - Windows: no pread
@@ -131,7 +134,9 @@ class _Files:
     def size(self, f):
         handle = self._handle(f)
         if handle[0] == "url":
-            return handle[1].size(handle[2])
+            from ..storage.remote import remote_errors
+            with remote_errors(self.paths[f], "looking it up"):
+                return handle[1].size(handle[2])
         return os.fstat(handle[1]).st_size
 
     def close(self):
@@ -198,9 +203,10 @@ class RecordSet:
 
     def _exists(self, path):
         if is_url(path):
-            from ..storage.remote import filesystem
+            from ..storage.remote import filesystem, remote_errors
             fs, where = filesystem(path, self._files.storage_options)
-            return fs.exists(where)
+            with remote_errors(path, "looking it up"):
+                return fs.exists(where)
         return os.path.exists(path)
 
     def _scan_index(self, f, path):
@@ -239,13 +245,14 @@ class RecordSet:
     def _scan_records(self, f, path):
         """Keys (header ids), offsets and sizes of a file without an index, from its records."""
         if is_url(path):
-            from ..storage.remote import filesystem
+            from ..storage.remote import filesystem, remote_errors
             fs, where = filesystem(path, self._files.storage_options)
-            opened = fs.open(where, "rb", block_size=8 << 20, cache_type="readahead")
+            with remote_errors(path, "reading its records"):
+                with fs.open(where, "rb", block_size=8 << 20, cache_type="readahead") as fileobj:
+                    offsets, ids = record_starts(fileobj, self._files.size(f), path=path)
         else:
-            opened = open(path, "rb")
-        with opened as fileobj:
-            offsets, ids = record_starts(fileobj, self._files.size(f), path=path)
+            with open(path, "rb") as fileobj:
+                offsets, ids = record_starts(fileobj, self._files.size(f), path=path)
         if None in ids:
             raise RecordFormatError("a record has no image header to take a key from, and "
                                     "there is no .idx; build one with `recpack index --keys "

@@ -42,9 +42,10 @@ def read_bytes(path, *, storage_options=None, what="a file"):
     """The whole content of a local file or URL (a local path that is not a regular file is
     refused as ``what``, naming what it is)."""
     if is_url(path):
-        from .remote import filesystem
+        from .remote import filesystem, remote_errors
         fs, p = filesystem(path, storage_options)
-        return fs.cat_file(p)
+        with remote_errors(path, "reading it"):
+            return fs.cat_file(p)
     return read_local(path, what)
 
 
@@ -53,9 +54,10 @@ def write_small(path, data, *, storage_options=None):
     at all: a temporary file renamed over ``path``, or one PUT for a URL."""
     data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     if is_url(path):
-        from .remote import filesystem
+        from .remote import filesystem, remote_errors
         fs, p = filesystem(path, storage_options)
-        fs.pipe_file(p, data)
+        with remote_errors(path, "writing it"):
+            fs.pipe_file(p, data)
         return
     tmp = "%s.%d.partial" % (path, os.getpid())
     try:
