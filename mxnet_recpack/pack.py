@@ -123,8 +123,11 @@ def run_im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
                 keep_empty=p["keep_empty_identities"])
         return dataset, None
 
+    # What makes the run: the list's bytes (the dataset's fingerprint), the options, the image
+    # root as a full path (however it was spelled), never where the list file lies (a folder
+    # moved after an interruption still resumes).
     run_info = {k: p[k] for k in _RUN_INFO}
-    run_info.update(list_file=list_file if is_url(list_file) else os.path.abspath(list_file),
+    run_info.update(root=p["root"] if is_url(p["root"]) else os.path.abspath(p["root"]),
                     transforms=re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transforms)))
     options = {k: p[k] for k in ("encoding", "quality", "overwrite", "max_failures", "append",
                                  "resume", "storage_options", "batch_size", "nsplit", "part",

@@ -3,6 +3,7 @@ fails (a refused rename, a full disk, a kill between the renames, an upload that
 next command finishing or undoing what was interrupted. Faults are real where the machine
 allows (a full tmpfs, ``chattr +i``), patched system calls where it does not."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -258,3 +259,72 @@ def test_the_journal_of_an_append_is_not_applied_to_a_replaced_file(tmp_path):
     assert settled.returncode == 0, settled.stdout
     assert digest(rec, idx_of(rec)) == replaced and not os.path.exists(rec + ".journal")
     assert list(RecordDataset(rec).keys) == list(range(6))
+
+
+def _killed_at(driver_steps_match, argv, folder):
+    """Run ``recpack ARGV`` in ``folder`` killed right before the first step that matches."""
+    from crash import Driver
+    driver = Driver()
+    try:
+        probe = folder.parent / (folder.name + "-probe")
+        shutil.copytree(folder, probe)
+        steps = driver.run(argv, probe, at=10 ** 6).steps
+        at = next(i for i, s in enumerate(steps) if driver_steps_match(s))
+        run = driver.run(argv, folder, at=at, kind="kill")
+        assert run.signal == signal.SIGKILL
+    finally:
+        driver.close()
+
+
+def test_a_folder_moved_while_its_commit_was_interrupted_settles_its_own_files(
+        tmp_path, image_folder):
+    root, lst, rows = image_folder
+    work = tmp_path / "w"
+    work.mkdir()
+    old_pair(work / "data.rec")
+    write_lst(work / "data.lst", rows)
+    argv = ["im2rec", "-q", "data", root]
+    # inside the pair's switch: the old .idx removed, the new .rec not yet in place
+    _killed_at(lambda s: s.startswith("replace data.rec.pack.partial -> data.rec"), argv, work)
+    assert not os.path.exists(work / "data.idx")
+    shutil.copytree(work, tmp_path / "copy")
+    shutil.move(str(work), str(tmp_path / "moved"))
+    for folder in (tmp_path / "moved", tmp_path / "copy"):
+        settled = subprocess.run(recpack_cmd("verify", folder / "data.rec"),
+                                 capture_output=True, text=True)
+        assert settled.returncode == 0, settled.stdout + settled.stderr
+        assert "finished an interrupted commit: the new files are in place" in settled.stderr
+        assert list(RecordDataset(str(folder / "data.rec")).keys) == [k for k, _, _ in rows]
+        assert not [n for n in os.listdir(folder) if ".journal" in n]
+
+
+def test_an_append_whose_staged_records_were_removed_is_undone(tmp_path, image_folder):
+    root, lst, rows = image_folder
+    work = tmp_path / "w"
+    work.mkdir()
+    write_lst(work / "data.lst", rows[:6])
+    rp.im2rec(str(work / "data.lst"), None, {"root": root}, str(work / "data"))
+    before = digest(work / "data.rec", work / "data.idx")
+    write_lst(work / "data.lst", rows[6:])
+    _killed_at(lambda s: s.startswith("open data.rec") and s.endswith("data.rec"),
+               ["im2rec", "-q", "--append", "data", root], work)
+    assert os.path.exists(work / "data.rec.journal")
+    os.remove(work / "data.rec.pack.partial")  # a clean-up by hand after the crash
+    settled = subprocess.run(recpack_cmd("verify", work / "data.rec"), capture_output=True,
+                             text=True)
+    assert "rolled back an interrupted commit that could not be finished" in settled.stderr
+    assert settled.returncode == 0, settled.stdout
+    assert digest(work / "data.rec", work / "data.idx") == before
+
+
+@pytest.mark.parametrize("damage", ["member without a final", "append without rec"])
+def test_a_damaged_journal_is_refused_by_name(tmp_path, damage):
+    import json
+    rec = old_pair(tmp_path / "a.rec")
+    entry = {"version": 2, "kind": "replace", "owned": [], "members": [{"new": "a.idx.x"}]}
+    if damage == "append without rec":
+        entry = {"version": 2, "kind": "append", "owned": [], "members": [], "length": 4}
+    open(rec + ".journal", "w").write(json.dumps(entry))
+    result = subprocess.run(recpack_cmd("verify", rec), capture_output=True, text=True)
+    assert result.returncode == 1 and "internal error" not in result.stderr
+    assert "a.rec.journal is not a commit journal recpack can read" in result.stderr

@@ -83,9 +83,9 @@ PACK = ["im2rec", "-q", "--resize", "24", "--batch-size", "2", "data"]
 
 def _append(folder, images):
     root, files = images
-    write_lst(folder / "data.lst", _rows(files[:2], [3, 7]))
     _pair(folder / "data.rec", [1, 2], seed=5)
-    write_lst(folder / "data.lst", _rows(files[2:5], [12, 20, 21]) + [(22, 0, "missing.jpg")])
+    write_lst(folder / "data.lst", _rows(files[2:4], [12, 20]) + [(22, 0, "missing.jpg")] +
+              _rows(files[4:5], [21]))
 
 
 def _input(folder, images):
@@ -123,6 +123,7 @@ COMMANDS = {
     "pack-new": (lambda f, i: _pack(f, i, old=False), PACK, ["data.rec"], True),
     "append": (_append, PACK + ["--append"], ["data.rec"], True),
     "resume": (_pack, PACK + ["--resume"], ["data.rec"], True),
+    "resume-append": (_append, PACK + ["--append", "--resume"], ["data.rec"], True),
     "merge": (_merge, ["merge", "-q", "m.rec", "a.rec", "b.rec"], ["m.rec"], True),
     "split": (_split, ["split", "-q", "in.rec", "s", "--train-ratio", "0.5", "--no-shuffle"],
               ["s_train.rec", "s_val.rec"], True),
@@ -169,20 +170,25 @@ def _template(name, images, tmp_path):
     return template
 
 
+#: Commands that continue a run: it is killed first, before its last batch of records (after
+#: a failure was reported and records written), then the resume itself is crashed.
+PRIMED = {"resume": "pack", "resume-append": "append"}
+
+
 def _start(name, driver, images, template, folder):
-    """A copy of ``template`` at ``folder``, as the command finds it (for ``resume``: a pack
-    killed there after its first batch of records; the run state names its list's path)."""
+    """A copy of ``template`` at ``folder``, as the command finds it."""
     copy_folder(template, folder)
-    if name == "resume":
-        argv = _argv("pack", images)
+    if name in PRIMED:
+        argv = _argv(PRIMED[name], images)
         steps = driver.run(argv, folder, at=10 ** 6).steps
-        first = next(i for i, s in enumerate(steps) if s.startswith("writev"))
+        last = max(i for i, s in enumerate(steps) if s.startswith("writev"))
         for n in os.listdir(folder):
             if n not in os.listdir(template):
                 os.remove(folder / n)
         copy_folder(template, folder, exist_ok=True)
-        assert killed(driver.run(argv, folder, at=first + 1, kind="kill"))
+        assert killed(driver.run(argv, folder, at=last, kind="kill"))
         assert os.path.exists(folder / "data.rec.pack.partial.json")
+        assert (folder / "data.failures.jsonl.pack.partial").read_bytes().count(b"\n") == 1
     return folder
 
 

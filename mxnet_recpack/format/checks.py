@@ -2,7 +2,6 @@
 
 * :func:`check_pair`: the ``.idx`` lists every record of the ``.rec``, in order, each whole,
   nothing trailing (before an append).
-* :func:`recover_partial`: the whole records an interrupted writer left (before a resume).
 * :func:`scan`: every record, or the damage found instead, resynchronising after it (for
   ``verify`` and salvage).
 
@@ -18,15 +17,15 @@ from ..errors import IndexFormatError, RecordFormatError
 from .framing import (FRAME_HEAD, LENGTH_MASK, MAGIC, MAGIC_BYTES, RecordReader,
                       aligned_magic_offsets)
 from .header import HEADER_SIZE, unpack_record
-from .index import complete_lines, parse_index_line, read_index_arrays
+from .index import read_index_arrays
 from .names import index_path_for
 
-__all__ = ["check_pair", "record_ends", "recover_partial", "scan", "walk", "next_frame_offset",
+__all__ = ["check_pair", "record_ends", "scan", "walk", "next_frame_offset",
            "record_starts"]
 
 
 def check_pair(rec_path, idx_path=None, *, entries=None, last_only=False):
-    """Check that ``idx`` lists every record of ``rec``, in order, each whole, nothing trailing.
+    """Check that ``idx`` lists every record of ``rec`` once, each whole, nothing trailing.
 
     Reads only frame heads (8 bytes a frame, gathered from a memory map), not payloads.
     ``entries``: the index, already read. ``last_only``: check that the offsets ascend and the
@@ -43,11 +42,15 @@ def check_pair(rec_path, idx_path=None, *, entries=None, last_only=False):
         Naming the first problem, with the fix.
     """
     idx_path = index_path_for(rec_path) if idx_path is None else idx_path
-    entries = read_index_arrays(idx_path) if entries is None else entries
+    listed = read_index_arrays(idx_path) if entries is None else entries
     size = os.path.getsize(rec_path)
+    # An index may list the records in any order (MXNet reads it by key): they are checked in
+    # file order, and the lines named by their place in the index.
+    order = np.argsort(listed.offsets, kind="stable")
+    entries = listed[order] if (np.diff(order) != 1).any() else listed
     if last_only and len(entries):
         if (np.diff(entries.offsets) <= 0).any() or entries.offsets[0] != 0:
-            return check_pair(rec_path, idx_path, entries=entries)  # say exactly where
+            return check_pair(rec_path, idx_path, entries=listed)  # say exactly where
         last = record_ends(rec_path, entries.offsets[-1:], size)
         ends = np.concatenate((entries.offsets[1:], last))
     else:
@@ -57,6 +60,7 @@ def check_pair(rec_path, idx_path=None, *, entries=None, last_only=False):
     if len(wrong):
         n = int(wrong[0])
         key, offset = entries[n]
+        n = int(order[n])
         if ends[n] < 0 and offset == starts[n]:
             raise IndexFormatError("%s:%d: key %d points at byte %d, where no whole record is "
                                    "(past the end of %s, or damaged)"
@@ -71,7 +75,7 @@ def check_pair(rec_path, idx_path=None, *, entries=None, last_only=False):
             "%d bytes follow the last indexed record (ends at byte %d): a torn write or records "
             "missing from the index; run `recpack verify %s`"
             % (size - expected, expected, rec_path), path=rec_path, offset=expected)
-    return entries
+    return listed
 
 
 def record_ends(rec_path, offsets, size):
@@ -101,56 +105,6 @@ def record_ends(rec_path, offsets, size):
                     nxt = None
                 ends[n] = -1 if nxt is None else nxt
     return ends
-
-
-def recover_partial(rec_path, idx_path, *, trusted=0, shift=0):
-    """Find the whole records of an interrupted write: ``(entries, end)``.
-
-    Index lines are kept while each points at the next whole record; records written after the
-    last index line (the ``.rec`` buffer was flushed, the ``.idx`` one not yet) are added back
-    with their header id as key. A torn last frame is not included: truncate the file to
-    ``end``. The first ``trusted`` lines (an append's existing records, checked when it began)
-    are taken as they are; the others point ``shift`` bytes past where they are in
-    ``rec_path`` (an append's new records, staged apart until its commit).
-    """
-    entries = []
-    for line in complete_lines(idx_path):
-        try:
-            entries.append(parse_index_line(line))
-        except ValueError:
-            break
-    if len(entries) < trusted:
-        raise IndexFormatError("%s lists %d records, fewer than the %d it had when the run "
-                               "began; start again without resume" % (idx_path, len(entries),
-                                                                      trusted))
-    kept = entries[:trusted]
-    end = 0
-    with open(rec_path, "rb") as f:
-        reader = RecordReader(f, path=rec_path)
-        for key, offset in entries[trusted:]:
-            offset -= shift
-            if offset != end:
-                break
-            try:
-                nxt = reader.skip_next(offset)
-            except RecordFormatError:
-                nxt = None
-            if nxt is None:
-                break
-            kept.append((key, offset + shift))
-            end = nxt
-        while True:
-            f.seek(end)
-            try:
-                got = reader.read_next(end)
-                if got is None:
-                    break
-                header, _ = unpack_record(got[0])
-            except RecordFormatError:
-                break
-            kept.append((int(header.id), end + shift))
-            end = got[1]
-    return kept, end
 
 
 def next_frame_offset(f, start, size):

@@ -118,7 +118,7 @@ class IndexEntries:
         return len(self.keys)
 
     def __getitem__(self, i):
-        if isinstance(i, slice):
+        if isinstance(i, slice) or isinstance(i, np.ndarray):
             return IndexEntries(self.keys[i], self.offsets[i])
         return int(self.keys[i]), int(self.offsets[i])
 

@@ -16,12 +16,14 @@ file is never copied.
 import logging
 import os
 from array import array
+from contextlib import contextmanager
 
 import numpy as np
 
 from ..errors import (BadImageError, CommitError, OutputError, OutputExistsError,
                       OutputLockedError, RecpackError)
-from ..format.checksums import Checksums, write_checksums
+from ..format.checks import check_pair
+from ..format.checksums import Checksums, crc32c, write_checksums
 from ..format.index import IndexEntries
 from ..format.names import crc_path_for, index_path_for, report_path_for
 from ..storage.local import cause_of, fix_for, io_step, remove_file, step_of, write_all
@@ -38,6 +40,36 @@ _IOV_MAX = 512  # well under every platform's IOV_MAX
 _WRITEBACK_STEP = 32 << 20
 _FADVISE = getattr(os, "posix_fadvise", None)
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
+
+
+def _appending(path, *, truncate):
+    """An unbuffered binary file that every write appends to (what a kill leaves is what was
+    written)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0)
+    return os.fdopen(os.open(path, flags, 0o666), "ab", buffering=0)
+
+
+def _describes(out, sums):
+    """The pair at ``out`` is the one ``sums`` (a version-2 sidecar) was written with: its
+    index lists every record the sidecar does, under the same key, the last record ends at the
+    end of the file, and its bytes match their CRC32C."""
+    try:
+        entries = check_pair(out.path, out.idx_path, last_only=True)
+    except (RecpackError, OSError):
+        return False
+    at = dict(zip(entries.offsets.tolist(), entries.keys.tolist()))
+    if sums.offsets is None or any(at.get(o) != k for o, k in zip(sums.offsets.tolist(),
+                                                                   sums.keys.tolist())):
+        return False
+    if not len(sums):
+        return True
+    last = int(np.argmax(sums.offsets))
+    ends = sorted(at)
+    start = int(sums.offsets[last])
+    end = next((o for o in ends if o > start), sums.length)
+    with open(out.path, "rb") as f:
+        f.seek(start)
+        return crc32c(f.read(end - start)) == int(sums.crcs[last])
 
 
 def keeps_partial(exc_type):
@@ -69,9 +101,12 @@ class OutputTransaction:
         self.rec_tmp, self.idx_tmp = self.path + tag, self.idx_path + tag
         self.report_tmp, self.crc_tmp = self.report_path + tag, self.crc_path + tag
         self.state_path = self.rec_tmp + ".json"
+        #: each written record's CRC32C as it was written: a resume keeps only records that
+        #: still match theirs (a byte changed in the partial file is never certified)
+        self.sums_tmp = self.rec_tmp + ".crcs"
         self.journal = journal_path_for(self.path)
         self.lock = None
-        self.rec = self.idx = None
+        self.rec = self.idx = self.sums = None
         self.mode = None
         self.length = 0  # an append's original .rec length (its records go after it)
         self.crcs, self.offsets = array("I"), array("q")
@@ -155,8 +190,8 @@ class OutputTransaction:
             fd = os.open(self.rec_tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
             # Unbuffered: the writer appends a whole batch per os.writev (see write_frames).
             self.rec = os.fdopen(fd, "r+b", buffering=0)
-            self.idx = open(self.idx_tmp, "a" if length else "w", encoding="ascii",
-                            newline="\n")
+            self.idx = _appending(self.idx_tmp, truncate=not length)
+            self.sums = _appending(self.sums_tmp, truncate=True)
             for p in (self.report_tmp, self.crc_tmp):
                 remove_file(p)
         if not length:
@@ -178,10 +213,11 @@ class OutputTransaction:
         sums = read_sidecar(self.crc_path)
         made = sums is not None and sums.run is not None and \
             sums.run == run_digest(description) and os.path.exists(self.path) and \
-            os.path.getsize(self.path) == sums.length
+            os.path.getsize(self.path) == sums.length and _describes(self, sums)
         if made and not quiet:
-            log.warning("%s: already complete: this same run made it, and it has not changed "
-                        "since; nothing to do", self.path)
+            log.warning("%s: already complete: this same run made it, and its index, length "
+                        "and last record are as it wrote them; nothing to do (`recpack verify` "
+                        "checks every byte)", self.path)
         return made
 
     # -- writing ------------------------------------------------------------------------------
@@ -192,6 +228,13 @@ class OutputTransaction:
         checked against a checksum of the file they come from)."""
         fd = self.rec.fileno()
         try:
+            # The index lines and CRCs first, the records last: a kill between them leaves
+            # lines and CRCs of records that are not there (a resume drops them), never a
+            # record its run cannot vouch for.
+            with io_step("writing the index lines to %s" % self.idx_tmp):
+                write_all(self.idx.fileno(), memoryview("".join(index_lines).encode("ascii")))
+            with io_step("writing the checksums to %s" % self.sums_tmp):
+                write_all(self.sums.fileno(), memoryview(np.asarray(crcs, "<u4").tobytes()))
             with io_step("writing the records to %s" % self.rec_tmp):
                 for start in range(0, len(frames), _IOV_MAX):
                     chunk = frames[start:start + _IOV_MAX]
@@ -200,8 +243,6 @@ class OutputTransaction:
                         write_all(fd, memoryview(b"".join(chunk))[done:])
                     self._written += total
                     self.offset += total
-            with io_step("writing the index lines to %s" % self.idx_tmp):
-                self.idx.write("".join(index_lines))
         except OSError as exc:
             raise self.output_error(exc, "could not write the records") from exc
         if not checked:
@@ -232,6 +273,16 @@ class OutputTransaction:
                                                            step_of(exc), tail))
         error.errno = getattr(exc, "errno", None)
         return error
+
+    @contextmanager
+    def naming_errors(self, what, kept="partial"):
+        """System errors inside become :meth:`output_error`'s (ours pass as they are)."""
+        try:
+            yield
+        except OSError as exc:
+            if isinstance(exc, RecpackError) or exc.errno is None:
+                raise
+            raise self.output_error(exc, what, kept=kept) from exc
 
     def stored_record(self, i):
         """The bytes (frames) of the ``i``-th record already in the output when it opened."""
@@ -284,7 +335,6 @@ class OutputTransaction:
                 self.rec.flush()
                 os.fsync(self.rec.fileno())
             with io_step("writing the index %s" % self.idx_tmp):
-                self.idx.flush()
                 os.fsync(self.idx.fileno())
             sums = self._sidecar(keys)
             if sums is not None:
@@ -307,10 +357,10 @@ class OutputTransaction:
             if self.resumable else ("nothing is lost", "run the same command again")
         if self.state.append:
             commit(self.journal, members, removes, append=(self.path, self.length, self.rec_tmp),
-                   owned=[self.state_path], advice=advice)
+                   owned=[self.state_path, self.sums_tmp], advice=advice)
         else:
             commit(self.journal, [(self.rec_tmp, self.path)] + members, removes,
-                   owned=[self.state_path], advice=advice)
+                   owned=[self.state_path, self.sums_tmp], advice=advice)
         if keep_lock:
             self._close_files()
         else:
@@ -329,7 +379,7 @@ class OutputTransaction:
             # next command that takes the lock finishes or undoes it, and needs these files.
             if not keep and not os.path.exists(self.journal) and self.mode != "check":
                 for p in (self.rec_tmp, self.idx_tmp, self.report_tmp, self.crc_tmp,
-                          self.state_path, self.state_path + ".tmp"):
+                          self.sums_tmp, self.state_path, self.state_path + ".tmp"):
                     try:
                         remove_file(p)
                     except OSError:
@@ -339,17 +389,18 @@ class OutputTransaction:
 
     def _register(self):
         """Remember our descriptors for forked children to let go of."""
-        register_output(self, [f.fileno() for f in (self.rec, self.idx) if f is not None])
+        register_output(self, [f.fileno() for f in (self.rec, self.idx, self.sums)
+                               if f is not None])
 
     def _close_files(self):
         release_output(self)
-        for f in (self.rec, self.idx):
+        for f in (self.rec, self.idx, self.sums):
             if f is not None:
                 try:
                     f.close()
                 except OSError:
                     pass
-        self.rec = self.idx = None
+        self.rec = self.idx = self.sums = None
 
     def _close(self):
         self._close_files()

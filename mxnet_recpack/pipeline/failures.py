@@ -5,9 +5,11 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import os
 
 from ..errors import IndexFormatError, RecordFormatError
-from ..format.index import complete_lines
+from ..errors import TransformError
+from ..options import failure_limit
 from ..storage.local import io_step
 
 __all__ = ["FailureReport", "SystematicFailure", "error_kind"]
@@ -103,23 +105,32 @@ class FailureReport:
     def _open(self):
         if self._file is None:
             with io_step("writing the failure report %s" % self.tmp_path):
-                self._file = open(self.tmp_path, "w", encoding="utf-8")
+                self._file = open(self.tmp_path, "a", encoding="utf-8")
 
     def keep_earlier(self, below_index):
-        """On resume: keep the interrupted run's lines for items before ``below_index``."""
-        lines = []
-        for line in complete_lines(self.tmp_path):
+        """On resume: keep the interrupted run's lines for items before ``below_index``. They
+        come first (items fail in dataset order), so the file is cut after them: one
+        truncation, which a kill cannot leave half done."""
+        try:
+            with open(self.tmp_path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        keep, kept = 0, 0
+        for line in data.splitlines(keepends=True):
             try:
-                if json.loads(line)["index"] < below_index:
-                    lines.append(line + "\n")
+                if not line.endswith(b"\n") or json.loads(line)["index"] >= below_index:
+                    break
             except (ValueError, KeyError, TypeError):
                 break
-        if lines:
-            self._open()
-            with io_step("writing the failure report %s" % self.tmp_path):
-                self._file.writelines(lines)
-                self._file.flush()
-            self.count += len(lines)
+            keep += len(line)
+            kept += 1
+        with io_step("cutting the failure report %s back" % self.tmp_path):
+            if data:
+                os.truncate(self.tmp_path, keep)
+            if kept:
+                self._file = open(self.tmp_path, "a", encoding="utf-8")
+        self.count += kept
 
     def add(self, failure):
         """Record one :class:`~mxnet_recpack.pipeline.encoder.Failure` (and log it)."""
@@ -142,3 +153,38 @@ class FailureReport:
                     self._file.close()
             finally:
                 self._file = None
+
+
+class FailureWatch:
+    """The failures of one dataset run: each batch's records sorted into the ones to write
+    (in order) and the failures to report, the systematic-error watch, and the limit."""
+
+    def __init__(self, report, path, total, max_failures):
+        self.report, self.path, self.total = report, path, total
+        self.max_failures = max_failures
+        self.limit = failure_limit(max_failures, total)
+        self.systematic = SystematicFailure(min(8, total))
+
+    def sort(self, batch, append):
+        """``append(records)`` the good ones, report the others; the reason to stop when more
+        failed than the limit allows (None otherwise)."""
+        good = []
+        for record in batch:
+            failure = record[1]
+            if not isinstance(failure, dict):
+                good.append(record)
+                self.systematic.success()
+                continue
+            stop = self.systematic.failure(failure)
+            if stop:
+                raise TransformError("%s: %s" % (self.path, stop))
+            if good:  # keep record order: what came before this failure is written first
+                append(good)
+                good = []
+            self.report.add(failure)
+            if self.limit is not None and self.report.count > self.limit:
+                return ("%d of %d items failed, more than max_failures=%r allows"
+                        % (self.report.count, self.total, self.max_failures))
+        if good:
+            append(good)
+        return None

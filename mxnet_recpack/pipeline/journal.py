@@ -33,7 +33,6 @@ not need space): a rollback truncates and renames.
 
 import glob
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -41,6 +40,7 @@ import shutil
 from ..errors import CommitError, OutputLockedError
 from ..storage.local import (cause_of, copy_range, fix_for, fsync_dir, io_step, remove_file,
                              step_of)
+from .journal_file import read_journal as _read_journal, write_journal as _write_journal
 from .lock import OutputLock
 
 __all__ = ["journal_path_for", "commit", "recover", "settle", "tail_sha256", "CommitError",
@@ -65,33 +65,6 @@ def tail_sha256(path, length):
     with open(path, "rb") as f:
         f.seek(max(0, length - _TAIL))
         return hashlib.sha256(f.read(min(length, _TAIL))).hexdigest()
-
-
-def _write_journal(path, entry):
-    tmp = path + ".tmp"
-    with io_step("writing the journal %s" % path):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(entry, sort_keys=True))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    fsync_dir(path)
-
-
-def _read_journal(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            entry = json.load(f)
-    except FileNotFoundError:
-        return None
-    except ValueError as exc:  # written whole (renamed into place): damaged since
-        raise CommitError("%s is not a commit journal recpack can read (%s): the disk may have "
-                          "damaged it. Check the files beside it, then move it away to go on"
-                          % (path, exc)) from None
-    if not isinstance(entry, dict) or not isinstance(entry.get("members"), list):
-        raise CommitError("%s is not a commit journal recpack can read; move it away to go on"
-                          % path)
-    return entry
 
 
 def _second_name(final, old):
@@ -206,7 +179,11 @@ def _same_file(entry):
 def _copy_tail(entry):
     """Append the new records after the original end (again, if a kill interrupted it)."""
     if not os.path.exists(entry["tail"]):
-        return  # copied and renamed already: the commit was finishing
+        if os.path.getsize(entry["rec"]) >= entry["length"] + entry["tail_size"]:
+            return  # copied already, and the records file removed: the commit was finishing
+        raise FileNotFoundError(
+            "the new records to append (%s) are gone and %s does not hold them: the append "
+            "cannot be finished" % (entry["tail"], entry["rec"]))
     with io_step("appending the new records to %s" % entry["rec"]):
         with open(entry["rec"], "r+b") as dst, open(entry["tail"], "rb") as src:
             dst.truncate(entry["length"])
@@ -345,7 +322,6 @@ def _recover(journal):
         remove_leftovers(journal)
         return ("found the journal of an interrupted append, but %s was replaced since: left "
                 "as it is" % entry["rec"])
-    entry.setdefault("owned", [])
     if entry.get("state") == "rolling-back":  # a version-1 journal's rollback
         _roll_back(journal, entry)
         return "finished rolling back an interrupted commit: the previous files are in place"

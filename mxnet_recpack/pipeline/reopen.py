@@ -8,10 +8,11 @@ import shutil
 
 import numpy as np
 
-from ..errors import IndexFormatError, RecpackError
-from ..format.checks import check_pair, recover_partial
+from ..errors import IndexFormatError, RecordFormatError, RecpackError
+from ..format.checks import check_pair
+from ..format.framing import RecordReader
 from ..format.checksums import crc32c, read_checksums
-from ..format.index import IndexEntries, format_index_line, read_index_arrays
+from ..format.index import IndexEntries, parse_index_line, read_index_arrays
 from ..storage.local import io_step
 from .runstate import RunState, target_fingerprint
 
@@ -37,47 +38,66 @@ def open_append(out):
                                 % (out.path, out.idx_path, out.path))
     out.length = out.offset = os.path.getsize(out.path)
     entries = read_index_arrays(out.idx_path)
-    sidecar = _take_sidecar(out, entries)
+    vouched = _take_sidecar(out, entries)
     # With a sidecar that describes this very file (its length, records and keys), the pair is
     # the one recpack wrote: its last record ending at the end is enough. Without one, every
     # indexed frame is checked (frame heads only).
-    out.entries = check_pair(out.path, out.idx_path, entries=entries, last_only=sidecar)
+    out.entries = check_pair(out.path, out.idx_path, entries=entries, last_only=vouched)
     out.offsets.frombytes(out.entries.offsets.astype(np.int64).tobytes())
     with io_step("copying the index %s" % out.idx_path):
         shutil.copyfile(out.idx_path, out.idx_tmp)
+        with open(out.idx_tmp, "rb+") as f:  # an index another tool ended without a newline
+            f.seek(0, os.SEEK_END)
+            if f.tell() and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n":
+                f.write(b"\n")
     out.state = RunState(initial_records=len(out.entries), append=True,
-                         target=target_fingerprint(out.path, out.idx_path), sidecar=sidecar)
+                         target=target_fingerprint(out.path, out.idx_path), sidecar=True)
     log.info("%s: appending after %d existing records (%d bytes)", out.path, len(out.entries),
              out.length)
 
 
 def _take_sidecar(out, entries):
-    """Take over the target's sidecar when it describes it; True if there is one."""
+    """Take over the CRCs the target's sidecar has for its records; the others are
+    ``out.unchecked`` (the new sidecar vouches only for what it can: the records it listed,
+    and what the append adds). True when it vouches for every record."""
     existing = read_sidecar(out.crc_path)
-    if existing is None:
-        return False
-    if existing.length != out.length or len(existing) != len(entries) or \
-            existing.covers != "all":
-        log.warning("%s: the checksum sidecar %s is stale (it describes %d records, %d bytes); "
-                    "the appended file gets none", out.path, out.crc_path, len(existing),
-                    existing.length)
-        return False
-    if existing.version == 2 and not (np.array_equal(existing.offsets, entries.offsets) and
-                                      np.array_equal(existing.keys, entries.keys)):
-        wrong = int(np.flatnonzero((existing.offsets != entries.offsets) |
-                                   (existing.keys != entries.keys))[0])
-        raise IndexFormatError(
-            "%s:%d: the index lists key %d at byte %d, where the checksum sidecar recorded "
-            "key %d at byte %d: the index was changed since the file was written. Check the "
-            "pair with `recpack verify %s` and rebuild the index with `recpack index %s`"
-            % (out.idx_path, wrong + 1, int(entries.keys[wrong]), int(entries.offsets[wrong]),
-               int(existing.keys[wrong]), int(existing.offsets[wrong]), out.path, out.path))
-    out.crcs.frombytes(existing.crcs.astype("<u4").tobytes())
-    return True
+    n = len(entries)
+    crcs = np.zeros(n, "<u4")
+    known = np.zeros(n, bool)
+    if existing is not None and existing.length != out.length:
+        log.warning("%s: the checksum sidecar %s describes a file of %d bytes, not this one "
+                    "(changed by another tool?): the appended file's sidecar covers the new "
+                    "records only", out.path, out.crc_path, existing.length)
+    elif existing is not None and existing.version == 1:
+        if len(existing) == n:
+            crcs, known = existing.crcs.astype("<u4"), np.ones(n, bool)
+    elif existing is not None:
+        at = {int(o): j for j, o in enumerate(entries.offsets.tolist())}
+        for j, (offset, key) in enumerate(zip(existing.offsets.tolist(),
+                                              existing.keys.tolist())):
+            i = at.get(offset)
+            if i is None:
+                continue  # a record the index does not list: check_pair says so
+            if int(entries.keys[i]) != key:
+                raise IndexFormatError(
+                    "%s:%d: the index lists key %d at byte %d, where the checksum sidecar "
+                    "recorded key %d: the index was changed since the file was written. Check "
+                    "the pair with `recpack verify %s` and rebuild the index with `recpack "
+                    "index %s`" % (out.idx_path, i + 1, int(entries.keys[i]), offset, key,
+                                   out.path, out.path))
+            crcs[i], known[i] = existing.crcs[j], True
+    out.crcs.frombytes(crcs.tobytes())
+    out.unchecked.extend(np.flatnonzero(~known).tolist())
+    # it vouches for the file as a whole (so a look at its last record will do) only when it
+    # lists exactly the records the index does
+    return bool(known.all()) and n > 0 and existing.covers == "all" and len(existing) == n
 
 
 def open_resume(out):
-    """Continue the interrupted run whose state is at ``out.state_path``."""
+    """Continue the interrupted run whose state is at ``out.state_path``: its records are kept
+    up to the first one that is missing, torn, unlisted or no longer matches the CRC32C it was
+    written with; the files are cut back there (truncations, never a rewrite a kill could
+    leave half done)."""
     try:
         with open(out.state_path, encoding="utf-8") as f:
             state = RunState.from_json(f.read())
@@ -87,27 +107,88 @@ def open_resume(out):
     out.state = state
     if state.append:
         _check_append_target(out)
-    if not os.path.exists(out.rec_tmp):
-        raise RecpackError("%s: cannot resume: the run description %s is there but the partial "
-                           "records %s are not (removed by hand?); start again without resume"
-                           % (out.path, out.state_path, out.rec_tmp))
+    for path in (out.rec_tmp, out.idx_tmp):
+        if not os.path.exists(path):
+            raise RecpackError("%s: cannot resume: the run description %s is there but its "
+                               "file %s is not (removed by hand?); start again without resume"
+                               % (out.path, out.state_path, path))
     with io_step("cutting %s back to its last whole record" % out.rec_tmp):
+        entries, lengths = _index_lines(out, state.initial_records)
+        kept, end, crcs = _kept(out, entries[state.initial_records:])
+        keep = state.initial_records + len(kept)
         out.rec = os.fdopen(os.open(out.rec_tmp, os.O_RDWR), "r+b", buffering=0)
-        kept, end = recover_partial(out.rec_tmp, out.idx_tmp, trusted=state.initial_records,
-                                    shift=out.length)
-        out.entries = IndexEntries.from_pairs(kept)
-        out.offset = out.length + end
         out.rec.truncate(end)
         out.rec.seek(end)
-    with io_step("rewriting the index %s" % out.idx_tmp):
-        with open(out.idx_tmp, "w", encoding="ascii", newline="\n") as f:
-            f.writelines(format_index_line(k, o) for k, o in out.entries)
-        out.idx = open(out.idx_tmp, "a", encoding="ascii", newline="\n")
+        os.truncate(out.idx_tmp, int(sum(lengths[:keep])))
+        out.idx = _append_only(out.idx_tmp)
+        if os.path.exists(out.sums_tmp):
+            os.truncate(out.sums_tmp, 4 * len(kept))
+        out.sums = _append_only(out.sums_tmp)
+    out.entries = IndexEntries.from_pairs(entries[:state.initial_records] + kept)
+    out.offset = out.length + end
     out.offsets.frombytes(out.entries.offsets.astype(np.int64).tobytes())
     if state.sidecar:
-        _crc_records(out, state.initial_records)
+        out.crcs.frombytes(np.asarray(crcs, "<u4").tobytes())
     log.info("%s: resuming an interrupted run after %d whole records (%d bytes)", out.path,
              len(out.entries), out.offset)
+
+
+def _append_only(path):
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666), "ab",
+                     buffering=0)
+
+
+def _index_lines(out, trusted):
+    """The partial index's ``(key, offset)`` entries, up to its first line that is torn or
+    malformed, and the byte length of each line."""
+    with open(out.idx_tmp, "rb") as f:
+        data = f.read()
+    entries, lengths = [], []
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        try:
+            entries.append(parse_index_line(line.decode("ascii").rstrip("\n")))
+        except (ValueError, UnicodeDecodeError):
+            break
+        lengths.append(len(line))
+    if len(entries) < trusted:
+        raise IndexFormatError("%s lists %d records, fewer than the %d it had when the run "
+                               "began; start again without resume" % (out.idx_tmp, len(entries),
+                                                                      trusted))
+    return entries, lengths
+
+
+def _kept(out, entries):
+    """``(kept entries, end, their CRCs)``: the records of the run itself that are whole, in
+    order, listed, and match the CRC32C written for each."""
+    sums = np.zeros(0, "<u4")
+    if os.path.exists(out.sums_tmp):
+        with open(out.sums_tmp, "rb") as f:
+            data = f.read()
+        sums = np.frombuffer(data[:len(data) // 4 * 4], "<u4")
+    kept, crcs, end = [], [], 0
+    with open(out.rec_tmp, "rb") as f:
+        reader = RecordReader(f, path=out.rec_tmp)
+        for (key, offset), crc in zip(entries, sums.tolist()):
+            if offset - out.length != end:
+                break
+            try:
+                nxt = reader.skip_next(end)
+            except RecordFormatError:
+                nxt = None
+            if nxt is None:
+                break
+            f.seek(end)
+            if crc32c(f.read(nxt - end)) != crc:
+                log.warning("%s: record %d (key %d) of the interrupted run no longer matches the "
+                            "checksum it was written with: it and what follows are made again",
+                            out.path, len(kept), key)
+                break
+            kept.append((key, offset))
+            crcs.append(crc)
+            end = nxt
+    return kept, end, crcs
 
 
 def _check_append_target(out):
@@ -121,16 +202,4 @@ def _check_append_target(out):
             "%s: cannot resume the interrupted append: the file changed since it began "
             "(replaced or written by another tool?). Append again without resume" % out.path)
     if out.state.sidecar:
-        entries = read_index_arrays(out.idx_path)
-        if not _take_sidecar(out, entries):
-            out.state.sidecar = False
-
-
-def _crc_records(out, skip):
-    """The CRCs of the records a resumed run keeps (read once from its temporary file)."""
-    offsets = [o - out.length for o in out.entries.offsets[skip:].tolist()] + [
-        out.offset - out.length]
-    with open(out.rec_tmp, "rb") as f:
-        for a, b in zip(offsets, offsets[1:]):
-            f.seek(a)
-            out.crcs.append(crc32c(f.read(b - a)))
+        _take_sidecar(out, read_index_arrays(out.idx_path))

@@ -22,8 +22,14 @@ def begin_dataset(out, ledger, description, *, resuming, first):
         if state.resumable is False:
             raise OptionError("%s: this run wrote several datasets (or single records), which "
                               "cannot be resumed; start again without resume" % out.path)
-        state.check_same_run(description, out.path)
-        return ledger.next_key if state.key_base is None else state.key_base
+        if state.run is not None:
+            state.check_same_run(description, out.path)
+            return ledger.next_key if state.key_base is None else state.key_base
+        if len(ledger) > state.initial_records:  # records, but no description: not ours
+            raise OptionError("%s: cannot resume: the interrupted run's description is missing "
+                              "from %s; start again without resume" % (out.path,
+                                                                         out.state_path))
+        # interrupted before its dataset began: this run is the one it was to be
     if not first or len(ledger) > state.initial_records:
         state.resumable = False  # several datasets, or write() calls: no resume
     state.run, state.key_base = canonical(description), ledger.next_key

@@ -84,11 +84,25 @@ class RunState:
         return json.dumps(dict({k: getattr(self, k) for k in self._SAVED}, version=2),
                           sort_keys=True)
 
+    #: What each saved field must be (a run description read back is checked before use).
+    _TYPES = {"initial_records": int, "append": bool, "target": (dict, type(None)),
+              "run": (dict, type(None)), "key_base": (int, type(None)), "resumable": bool,
+              "sidecar": bool}
+
     @classmethod
     def from_json(cls, text):
         data = json.loads(text)
         if not isinstance(data, dict) or data.get("version") != 2:
             raise ValueError("not a version-2 run description")
+        for name, kind in cls._TYPES.items():
+            if name in data and (not isinstance(data[name], kind) or (
+                    kind is int and isinstance(data[name], bool))):
+                raise ValueError("its %r is %r" % (name, data[name]))
+        if data.get("append") and not (isinstance(data.get("target"), dict) and all(
+                k in data["target"] for k in ("length", "tail_sha256", "idx_sha256"))):
+            raise ValueError("an append's description without its target")
+        if data.get("initial_records", 0) < 0:
+            raise ValueError("a negative record count")
         return cls(**{k: data[k] for k in cls._SAVED if k in data}, resumed=True)
 
     def check_same_run(self, description, path):

@@ -34,8 +34,10 @@ class WriteSummary:
 
     def line(self):
         """``path: N records, X MB in T s (R images/s); skipped K bad image(s), listed in F``."""
+        if self.status == "already complete":
+            return "%s: already complete (made by this same run); nothing to do" % self.path
         if self.status != "written":
-            return "%s: %s (made by this same run); nothing to do" % (self.path, self.status)
+            return "%s: %s" % (self.path, self.status)
         text = "%s: %d records, %.1f MB in %.1f s (%.0f images/s)" % (
             self.path, self.written, self.bytes / 1e6, self.seconds,
             self.written / self.seconds if self.seconds > 0 else 0)

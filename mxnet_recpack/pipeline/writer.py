@@ -1,12 +1,6 @@
-"""RecordFileWriter: the one process that writes a ``.rec``/``.idx`` pair, atomically.
-
-Records go to ``NAME.rec.pack.partial`` and ``NAME.idx.pack.partial``; only a successful
-``close()`` (the end of a ``with`` block that raised nothing) moves them to their final names.
-A run that fails or is killed never leaves a partial file at the final path and never changes
-an existing one.
-An interrupted run can be resumed (``resume=True``); an existing file can be appended to
-(``append=True``).
-"""
+"""RecordFileWriter: the one process that writes a ``.rec``/``.idx`` pair, atomically: only a
+successful ``close()`` (the end of a ``with`` block that raised nothing) commits the run's
+files (see :mod:`.commit`); an interrupted run can be resumed, an existing file appended to."""
 
 from __future__ import annotations
 
@@ -16,21 +10,20 @@ import time
 import warnings
 from typing import Any, Callable, Sequence
 
-from ..errors import (OptionError, OutputExistsError, RecpackError, TooManyFailuresError,
-                      TransformError)
+from ..errors import OptionError, OutputExistsError, RecpackError, TooManyFailuresError
 from ..format.checksums import crc32c
 from ..format.framing import encode_record
 from ..format.header import check_detection_label, pack_record, unpack_record
 from ..format.index import format_index_line
 from ..format.names import index_path_for, report_path_for
 from ..images.codec import ImageEncoder
-from ..options import D, failure_limit, validate
+from ..options import D, validate
 from ..storage import is_url
 from .commit import OutputTransaction, keeps_partial
 from .encoder import RecordEncoder, Subset
 from .plan import plan_dataset, plan_keys
 from .executors import run_batches
-from .failures import FailureReport, SystematicFailure
+from .failures import FailureReport, FailureWatch
 from .resume import begin_dataset, check_same_content, resume_position
 from .keys import KeyLedger
 from .summary import WriteSummary
@@ -141,6 +134,7 @@ class RecordFileWriter:
         self._started = time.monotonic()
         self._closed = False
         self._datasets = 0
+        self._complete = False  # the run's dataset was written to its end
         self.summary = WriteSummary(self.path)
 
     @property
@@ -195,6 +189,17 @@ class RecordFileWriter:
         if self._out.mode == "check":
             raise OptionError(self._out.nothing_to_resume())
 
+    def _single_records(self):
+        """Records written one by one: such a run is not resumed (nothing says what it was)."""
+        self._check_started()
+        if self.resumed:
+            raise OptionError("%s: resume=True continues an interrupted run: give write_dataset "
+                              "the same dataset and options to finish it (single records "
+                              "cannot be added to it; nothing was written)" % self.path)
+        if self._out.state.resumable:
+            self._out.state.resumable = False
+            self._out.save_state()
+
     def write(self, image: Any, label: Any = 0.0, key: int | None = None) -> int:
         """Encode one image in this process and append it.
 
@@ -218,6 +223,7 @@ class RecordFileWriter:
         if self._label_check is not None:
             self._label_check(label)
         frame = encode_record(pack_record(label, key, bytes(self._image_encoder(image))))
+        self._single_records()
         self._append_batch([(key, (frame,), crc32c(frame))])
         return key
 
@@ -235,6 +241,7 @@ class RecordFileWriter:
         key = int(header.id) if key is None else int(key)
         self._keys.check_one(key)
         frame = encode_record(payload)
+        self._single_records()
         self._append_batch([(key, (frame,), crc32c(frame))], checked)
         return key
 
@@ -287,8 +294,9 @@ class RecordFileWriter:
                                  resuming=self.resumed, first=self._datasets == 1)
         keys, position_keys = plan_keys(plan, key_base)
         order, total = plan.order, plan.total
-        start = resume_position(self._out, self._keys, self._report, keys, order) \
-            if self.resumed else 0
+        with self._out.naming_errors("cannot resume"):
+            start = resume_position(self._out, self._keys, self._report, keys, order) \
+                if self.resumed else 0
         self._keys.check_new(keys[start:])
         encoder = RecordEncoder(dataset, keys=position_keys, key_base=key_base,
                                 source_of=plan.source_of, encoder=self._image_encoder,
@@ -299,14 +307,12 @@ class RecordFileWriter:
                      self.path, start, total)
         if start or positions is not None:
             encoder = Subset(encoder, order[start:])
-        try:
-            return self._consume(encoder, total, start, num_workers=num_workers,
-                                 batch_size=batch_size, thread_pool=thread_pool,
-                                 progress=progress, timeout=timeout)
-        except OSError as exc:
-            if isinstance(exc, RecpackError) or exc.errno is None:
-                raise
-            raise self._out.output_error(exc, "could not write the run's files") from exc
+        with self._out.naming_errors("could not write the run's files"):
+            summary = self._consume(encoder, total, start, num_workers=num_workers,
+                                    batch_size=batch_size, thread_pool=thread_pool,
+                                    progress=progress, timeout=timeout)
+        self._complete = self._datasets == 1
+        return summary
 
     def _already_complete(self, description):
         """A resume with no interrupted run: a no-op when this very run made the file there
@@ -320,34 +326,15 @@ class RecordFileWriter:
 
     def _consume(self, encoder, total, start, *, num_workers, batch_size, thread_pool,
                  progress, timeout):
-        limit = failure_limit(self.max_failures, total)
-        systematic = SystematicFailure(min(8, total))
+        watch = FailureWatch(self._report, self.path, total, self.max_failures)
         t0 = time.monotonic()
         written0, failed0, bytes0 = len(self._keys), self._report.count, self._offset
         done = start
         for batch in run_batches(encoder, num_workers=num_workers, batch_size=batch_size,
                                  thread_pool=thread_pool, timeout=timeout):
-            good = []
-            for record in batch:
-                failure = record[1]
-                if not isinstance(failure, dict):
-                    good.append(record)
-                    systematic.success()
-                    continue
-                stop = systematic.failure(failure)
-                if stop:
-                    raise TransformError("%s: %s" % (self.path, stop))
-                # keep record order: what came before this failure is written first
-                if good:
-                    self._append_batch(good)
-                    good = []
-                self._report.add(failure)
-                if limit is not None and self._report.count > limit:
-                    self._stop_for_failures(
-                        "%d of %d items failed, more than max_failures=%r allows"
-                        % (self._report.count, total, self.max_failures))
-            if good:
-                self._append_batch(good)
+            over = watch.sort(batch, self._append_batch)
+            if over:
+                self._stop_for_failures(over)
             done += len(batch)
             if progress is not None:
                 progress(done, total)
@@ -373,6 +360,16 @@ class RecordFileWriter:
         """Finish the files and move them to their final names (idempotent)."""
         if self._closed:
             return self.summary
+        if self._out.mode == "check":  # a resume of a file it did not interrupt: no change
+            self._closed = True
+            self._out.release()
+            self.summary = WriteSummary(self.path, status="unchanged")
+            return self.summary
+        if self.resumed and not self._complete:
+            self.abort(keep_partial=True)
+            raise OptionError("%s: resume=True continues an interrupted run: give write_dataset "
+                              "the same dataset and options to finish it (nothing was "
+                              "committed; the partial run is kept)" % self.path)
         failed = self._report.count
         try:
             try:

@@ -16,7 +16,7 @@ from ..images.encodings import ENCODINGS
 from ..images.probe import check_image_bytes
 from ..images.transform import Preprocess
 from ..options import D, validate
-from ..storage import joiner, read_bytes
+from ..storage import is_url, joiner, read_bytes
 from .lists import ListEntries, parse_list
 
 __all__ = ["ImageList"]
@@ -117,7 +117,8 @@ class ImageList:
         """What this list's items are: the list's bytes and every option that shapes an item
         (a resumed run must match it)."""
         return {"list_sha256": self._entries.sha256, "items": len(self),
-                "root": str(self.root), "color": self.color, "decode": self.decode,
+                "root": str(self.root) if is_url(self.root) else os.path.abspath(self.root),
+                "color": self.color, "decode": self.decode,
                 "pack_label": self.pack_label, "resize": self.resize,
                 "center_crop": self.center_crop, "inter_method": self.inter_method,
                 "reduced_decode": self.reduced_decode, "max_pixels": self.max_pixels,
