@@ -21,7 +21,6 @@ that occurs twice is merged (a oneof keeps its last kind; lists of the same kind
 Standard library and numpy only.
 """
 
-import struct
 
 import numpy as np
 
@@ -109,8 +108,11 @@ class _Wire:
         self.pos = 0
 
     def fail(self, what):
-        raise RecordFormatError("the tf.train.Example protobuf is malformed at byte %d of the "
-                                "record's %d: %s" % (self.pos, len(self.buf), what))
+        raise RecordFormatError(
+            "the tf.train.Example protobuf is malformed at byte %d of the record's %d: %s; the "
+            "record is not a tf.train.Example (a TFRecord may hold any bytes), or it was "
+            "damaged before its CRC was taken: only files of tf.train.Example records can be "
+            "read" % (self.pos, len(self.buf), what))
 
     def varint(self, end):
         buf, pos, result, shift = self.buf, self.pos, 0, 0

@@ -103,12 +103,12 @@ def features_of(sample):
     return features
 
 
-def _values(features, name, kind, count=None, why=""):
+def _values(features, name, kind, count=None):
     """The values of feature ``name``, checked to be of ``kind`` (and ``count`` long)."""
     found = features.get(name)
     if found is None:
-        raise RecordFormatError("feature %r is missing (expected %s%s)%s"
-                                % (name, _KIND_NAMES[kind], _count(count), why))
+        raise RecordFormatError("feature %r is missing (expected %s%s)"
+                                % (name, _KIND_NAMES[kind], _count(count)))
     if found[0] != kind:
         raise RecordFormatError("feature %r is %s, expected %s%s"
                                 % (name, _KIND_NAMES[found[0]], _KIND_NAMES[kind], _count(count)))
@@ -148,9 +148,8 @@ def _foreign_label(features, default_label):
     if found is None or not len(found[1]):
         if default_label is None:
             raise RecordFormatError(
-                "feature %r is missing or empty, and the record has no recordio/* fields (a "
-                "file this tool did not write): its label is read from %r; give a default "
-                "label for records without one (default_label)" % (CLASS_LABEL, CLASS_LABEL))
+                "feature %r is missing or empty: give a default label for records without one "
+                "(default_label)" % CLASS_LABEL)
         return normalize_label(default_label)
     kind, values = found
     if kind == INT64:
@@ -177,10 +176,21 @@ def sample_of(features, key, *, default_label=None):
         Without file or offset: the caller adds them.
     """
     if KEY in features:
-        return _ours(features)
-    image = bytes(_values(features, IMAGE, BYTES, 1, " (TensorFlow's ImageNet convention, "
-                                                     "which files of images follow)")[0])
-    label = _foreign_label(features, default_label)
+        try:
+            return _ours(features)
+        except RecordFormatError as exc:
+            raise RecordFormatError(
+                "%s; a record with %r holds every RecordIO field as this tool writes them, "
+                "and this one does not: convert it again from its source (or, for a file "
+                "another tool wrote, leave out the recordio/* features)" % (exc.reason, KEY))
+    try:
+        image = bytes(_values(features, IMAGE, BYTES, 1)[0])
+        label = _foreign_label(features, default_label)
+    except RecordFormatError as exc:
+        raise RecordFormatError(
+            "%s; a record without %r (a file another tool wrote) is read by TensorFlow's "
+            "ImageNet convention: one image in %r, its label in %r (int64 or float)"
+            % (exc.reason, KEY, IMAGE, CLASS_LABEL))
     if not 0 <= key <= MAX_KEY:
         raise RecordFormatError("key %d (from the record's position) is not a uint64" % key)
     flag = 0 if isinstance(label, float) else len(label)
