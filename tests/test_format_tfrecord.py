@@ -8,6 +8,8 @@ import io
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import zlib
@@ -523,7 +525,7 @@ def test_one_reader_serves_threads_and_is_picklable(shards, samples):
         t.join(60)
     assert not errors and all(r[::-1] == expected for r in results.values())
     copy = pickle.loads(pickle.dumps(reader))
-    assert copy._fd is None and [payload_of(s) for s in copy] == expected
+    assert copy._file is None and [payload_of(s) for s in copy] == expected
 
 
 def _payloads_in_child(reader):
@@ -536,3 +538,210 @@ def test_forked_workers_read_with_their_own_descriptor(shards):
     expected = _payloads_in_child(reader)                 # the parent's descriptor is open
     with multiprocessing.get_context("fork").Pool(2) as pool:
         assert pool.map(_payloads_in_child, [reader, reader]) == [expected, expected]
+
+
+# ------------------------------------------------------------- the tfrecord package (vahidk)
+
+def _tfrecord_records(path, index):
+    """Every record as the ``tfrecord`` package reads it, in file order (``shard=(0, 1)``:
+    with an index and no shard it starts at a random record)."""
+    from tfrecord.reader import tfrecord_loader
+    return list(tfrecord_loader(path, index, shard=(0, 1) if index else None))
+
+
+def _as_u64(values):
+    return [int(v) for v in np.asarray(values, np.int64).view(np.uint64)]
+
+
+def _matches(record, s):
+    """A record as a foreign reader sees it holds Sample ``s``: the image bytes, the key, the
+    labels' float32 bits, id, id2, the original header, the ImageNet class label."""
+    assert bytes(record["image/encoded"]) == s.image
+    assert _as_u64(record["recordio/key"]) == [s.key]
+    assert list(record["recordio/flag"]) == [s.flag]
+    assert record["recordio/label"].dtype == np.float32
+    assert record["recordio/label"].tobytes() == np.asarray(s.label, "<f4").reshape(-1).tobytes()
+    assert (_as_u64(record["recordio/id"]), _as_u64(record["recordio/id2"])) == ([s.id],
+                                                                                 [s.id2])
+
+
+@pytest.mark.tfrecord
+def test_the_tfrecord_package_reads_every_record(shards, samples):
+    got = []
+    for path in shards:
+        with_index = _tfrecord_records(path, tfr.index_path_of(path))
+        assert len(with_index) == len(_tfrecord_records(path, None))
+        got += with_index
+    assert len(got) == len(samples)
+    for record, s in zip(got, samples):
+        _matches(record, s)
+        assert ("recordio/header" in record) == (s.head is not None)
+        if s.head is not None:
+            assert bytes(record["recordio/header"]) == s.head
+        if "image/class/label" in record:
+            assert list(record["image/class/label"]) == [s.label]
+
+
+#: protobuf's pure-Python implementation sorts map keys as C++ protobuf (TensorFlow) does, by
+#: bytes (upb's deterministic order is its own: a key before its own prefixes); it also makes
+#: every NaN the one quiet NaN, so records with NaN labels of other bits are compared in upb.
+_SERIALIZE = """
+import math, sys
+from google.protobuf.internal import api_implementation
+from tfrecord import example_pb2
+from mxnet_recpack.formats import tfrecord as tfr
+assert api_implementation.Type() == "python", api_implementation.Type()
+compared = 0
+for path in sys.argv[1:]:
+    data = open(path, "rb").read()
+    for loc in tfr.scan(path):
+        record = data[loc.offset + 12:loc.offset + 12 + loc.length]
+        example = example_pb2.Example.FromString(record)
+        if any(math.isnan(v) for f in example.features.feature.values()
+               for v in f.float_list.value):
+            continue
+        assert example.SerializeToString(deterministic=True) == record, (path, loc)
+        compared += 1
+print(compared)
+"""
+
+
+@pytest.mark.tfrecord
+def test_our_bytes_are_what_protobuf_and_crc32c_make(shards):
+    """Our hand-made protobuf is protobuf's own deterministic serialization, and our CRCs
+    are those of the crc32c package the tfrecord package writes with."""
+    from tfrecord import example_pb2
+    from tfrecord.writer import TFRecordWriter
+    env = dict(os.environ, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")
+    done = subprocess.run([sys.executable, "-c", _SERIALIZE] + shards, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == sum(len(tfr.scan(p)) for p in shards) - 2    # 2 with NaNs
+    for path in shards:
+        data = read(path)
+        for loc in tfr.scan(path):
+            record = data[loc.offset + 12:loc.offset + 12 + loc.length]
+            example = example_pb2.Example.FromString(record)        # upb, the default
+            assert example.ByteSize() == len(record)
+            assert _plain(decode_example(example.SerializeToString())) == _plain(
+                decode_example(record))
+            assert data[loc.offset + 8:loc.offset + 12] == TFRecordWriter.masked_crc(
+                data[loc.offset:loc.offset + 8])
+            end = loc.offset + 12 + loc.length
+            assert data[end:end + 4] == TFRecordWriter.masked_crc(record)
+
+
+def _plain(features):
+    return {name: (kind, [bytes(v) for v in values] if kind == BYTES else
+                   values.tobytes() if kind == FLOAT else list(values))
+            for name, (kind, values) in features.items()}
+
+
+@pytest.mark.tfrecord
+def test_files_the_tfrecord_package_writes(tmp_path, photos):
+    from tfrecord.tools.tfrecord2idx import create_index
+    from tfrecord.writer import TFRecordWriter
+    images = [encode_image(p[::4, ::4], ".jpg" if i % 2 else ".png", 90)
+              for i, (_, p) in enumerate(photos[:5])]
+    path, index = str(tmp_path / "theirs.tfrecord"), str(tmp_path / "theirs.tfindex")
+    writer = TFRecordWriter(path)
+    for i, image in enumerate(images):
+        writer.write({"image/encoded": (image, "byte"), "image/class/label": (i * 10, "int"),
+                      "image/format": (b"jpeg" if i % 2 else b"png", "byte"),
+                      "image/filename": (b"%d.jpg" % i, "byte")})
+    writer.write({"image/encoded": (images[0], "byte"), "image/class/label": ([1, 0, 1], "int")})
+    writer.write({"image/encoded": (images[1], "byte"), "image/class/label": (0.25, "float")})
+    writer.close()
+    create_index(path, index)
+    assert tfr.check(path, index_path=index) == 7
+    assert tfr.index_of(path) == read(index)
+    got = list(tfr.ShardReader(path, first_key=3))
+    assert [(s.key, s.id, s.id2, s.head) for s in got] == [(3 + i, 3 + i, 0, None)
+                                                           for i in range(7)]
+    assert [s.image for s in got] == images + images[:2]
+    assert [s.label for s in got[:5]] == [0.0, 10.0, 20.0, 30.0, 40.0]
+    assert got[5].flag == 3 and got[5].label.tolist() == [1, 0, 1]
+    assert (got[6].flag, got[6].label) == (0, 0.25)
+
+
+# -------------------------------------------------------------------------- NVIDIA DALI
+
+def _dali_read(paths, features):
+    """Every record as DALI's ``fn.readers.tfrecord`` reads it with our index files, in order:
+    a dict of numpy arrays a record."""
+    from nvidia.dali import fn, pipeline_def
+
+    names = sorted(features)
+
+    @pipeline_def(batch_size=4, num_threads=1, device_id=None, prefetch_queue_depth=1)
+    def pipe():
+        out = fn.readers.tfrecord(path=list(paths), index_path=[tfr.index_path_of(p)
+                                                                 for p in paths],
+                                  features=features, random_shuffle=False, name="reader")
+        return tuple(out[n] for n in names)
+
+    p = pipe()
+    p.build()
+    n = p.epoch_size("reader")
+    got = []
+    while len(got) < n:
+        outs = p.run()
+        got += [{name: np.array(o.at(i)) for name, o in zip(names, outs)}
+                for i in range(len(outs[0]))]
+    return got[:n]
+
+
+@pytest.mark.dali
+def test_dali_reads_every_record_with_our_index(shards, samples):
+    import nvidia.dali.tfrecord as tfrec
+    int64 = tfrec.FixedLenFeature([1], tfrec.int64, 0)
+    got = _dali_read(shards, {
+        "image/encoded": tfrec.FixedLenFeature((), tfrec.string, ""),
+        "recordio/key": int64, "recordio/flag": int64, "recordio/id": int64,
+        "recordio/id2": int64, "recordio/label": tfrec.VarLenFeature(tfrec.float32, 0.0)})
+    assert len(got) == len(samples)
+    for record, s in zip(got, samples):
+        _matches(record, s)
+
+
+@pytest.mark.dali
+def test_dali_reads_a_classification_set_by_the_imagenet_features(tmp_path, photos):
+    import cv2
+    import nvidia.dali.tfrecord as tfrec
+    from nvidia.dali import fn, pipeline_def, types
+    images = [encode_image(p[::3, ::3], ".png" if i % 3 == 0 else ".jpg", 90)
+              for i, (_, p) in enumerate(photos)]
+    samples = [sample_from_payload(k, pack_record(k % 4, k, img)) for k, img in
+               enumerate(images)]
+    shards = _write_shards(tmp_path, samples, per_shard=4)
+    int64 = tfrec.FixedLenFeature([1], tfrec.int64, -1)
+    features = {"image/encoded": tfrec.FixedLenFeature((), tfrec.string, ""),
+                "image/format": tfrec.FixedLenFeature((), tfrec.string, ""),
+                "image/class/label": int64, "image/height": int64, "image/width": int64}
+    got = _dali_read(shards, features)
+    assert len(got) == len(samples)
+
+    @pipeline_def(batch_size=4, num_threads=1, device_id=None, prefetch_queue_depth=1)
+    def decoding():
+        out = fn.readers.tfrecord(path=shards, index_path=[tfr.index_path_of(p) for p in shards],
+                                  features=features, random_shuffle=False, name="reader")
+        return fn.decoders.image(out["image/encoded"], device="cpu", output_type=types.RGB)
+
+    pipe = decoding()
+    pipe.build()
+    pixels = []
+    while len(pixels) < len(samples):
+        out, = pipe.run()
+        pixels += [np.array(out.at(i)) for i in range(len(out))]
+    for record, s, rgb in zip(got, samples, pixels):
+        assert bytes(record["image/encoded"]) == s.image
+        assert list(record["image/class/label"]) == [s.label]
+        assert bytes(record["image/format"]) == (b"PNG" if s.image[:4] == b"\x89PNG" else b"JPEG")
+        assert [int(record["image/height"][0]), int(record["image/width"][0])] == \
+            list(rgb.shape[:2])
+        ours = cv2.cvtColor(cv2.imdecode(np.frombuffer(s.image, np.uint8), cv2.IMREAD_COLOR),
+                            cv2.COLOR_BGR2RGB)
+        if s.image[:4] == b"\x89PNG":
+            np.testing.assert_array_equal(rgb, ours)
+        else:
+            assert np.abs(rgb.astype(int) - ours).mean() < 1.5

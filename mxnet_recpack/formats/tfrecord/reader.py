@@ -61,16 +61,18 @@ class ShardReader:
         self.first_key = int(first_key)
         self.default_label = default_label
         self._locators = locators
-        self._fd = None
+        self._file = None
         self._pid = None
         self._lock = threading.Lock()
 
     def _descriptor(self):
-        if self._fd is None or self._pid != os.getpid():
+        """This process's descriptor of the file (opened on first use, again after a fork)."""
+        if self._file is None or self._pid != os.getpid():
             with self._lock:
-                if self._fd is None or self._pid != os.getpid():
-                    self._fd, self._pid = _open(self.path), os.getpid()
-        return self._fd
+                if self._file is None or self._pid != os.getpid():
+                    self._file = os.fdopen(_open(self.path), "rb", buffering=0)
+                    self._pid = os.getpid()
+        return self._file.fileno()
 
     @property
     def locators(self):
@@ -95,9 +97,9 @@ class ShardReader:
             yield self.read(locator)
 
     def close(self):
-        fd, self._fd = self._fd, None
-        if fd is not None and self._pid == os.getpid():
-            os.close(fd)
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
 
     def __enter__(self):
         return self
@@ -106,19 +108,13 @@ class ShardReader:
         self.close()
 
     def __getstate__(self):
-        state = dict(self.__dict__, _fd=None, _pid=None)
+        state = dict(self.__dict__, _file=None, _pid=None)
         del state["_lock"]
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.Lock()
-
-    def __del__(self):
-        try:
-            self.close()
-        except OSError:
-            pass
 
 
 def read(path, locator, *, first_key=0, default_label=None):
