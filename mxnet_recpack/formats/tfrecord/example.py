@@ -54,26 +54,32 @@ def _varint(value):
     return bytes(out)
 
 
-def _list_chunks(kind, values):
-    """The chunks of one ``*List`` message's body."""
+#: Values this long stay chunks of their own (not copied into the small parts around them).
+_BIG = 4096
+
+
+def _list_body(kind, values):
+    """``(parts, length)`` of one ``*List`` message's body."""
     if kind == BYTES:
-        chunks = []
+        parts, length = [], 0
         for v in values:
-            chunks += (_TAG_LIST_ENTRY, _varint(len(v)), v)
-        return chunks
+            size = _varint(len(v))
+            parts += (_TAG_LIST_ENTRY, size, v)
+            length += 1 + len(size) + len(v)
+        return parts, length
     if kind == FLOAT:
         packed = np.asarray(values, "<f4").tobytes()
     else:
-        packed = b"".join(_varint(int(v) & _U64) for v in values)
-    return [_TAG_LIST_ENTRY, _varint(len(packed)), packed] if packed else []
-
-
-def _length(chunks):
-    return sum(len(c) for c in chunks)
+        packed = b"".join([_varint(int(v) & _U64) for v in values])
+    if not packed:
+        return [], 0
+    size = _varint(len(packed))
+    return [_TAG_LIST_ENTRY, size, packed], 1 + len(size) + len(packed)
 
 
 def encode_example(features):
-    """The chunks of a serialized ``Example`` (join them, or checksum them one by one).
+    """A serialized ``Example`` as a few chunks: long values (the image) are chunks of their
+    own, everything between them is joined (join the chunks, or checksum them one by one).
 
     Parameters
     ----------
@@ -86,15 +92,30 @@ def encode_example(features):
     -------
     list of bytes-like
     """
-    body = []
+    parts, total = [], 0
     for name, kind, values in sorted(features, key=lambda f: f[0]):
-        listed = _list_chunks(kind, values)
-        feature = [_TAG_KIND[kind], _varint(_length(listed))] + listed
+        body, length = _list_body(kind, values)
         key = name.encode("utf-8")
-        entry = [_TAG_LIST_ENTRY, _varint(len(key)), key, _TAG_VALUE,
-                 _varint(_length(feature))] + feature
-        body += [_TAG_LIST_ENTRY, _varint(_length(entry))] + entry
-    return [_TAG_LIST_ENTRY, _varint(_length(body))] + body
+        feature = _TAG_KIND[kind] + _varint(length)
+        inner = len(feature) + length
+        entry = b"".join([_TAG_LIST_ENTRY, _varint(len(key)), key, _TAG_VALUE, _varint(inner),
+                          feature])
+        size = _varint(len(entry) + length)
+        parts += [_TAG_LIST_ENTRY, size, entry] + body
+        total += 1 + len(size) + len(entry) + length
+    parts[:0] = [_TAG_LIST_ENTRY, _varint(total)]
+    chunks, small = [], []
+    for part in parts:
+        if len(part) >= _BIG:
+            if small:
+                chunks.append(b"".join(small))
+                small = []
+            chunks.append(part)
+        else:
+            small.append(part)
+    if small:
+        chunks.append(b"".join(small))
+    return chunks
 
 
 class _Wire:
@@ -131,8 +152,13 @@ class _Wire:
 
     def field(self, end, depth=0):
         """One field: ``(number, wire type, a, b)``; the value is ``buf[a:b]``, or ``a`` for a
-        varint; a group is skipped whole (``a``, ``b`` None)."""
-        tag = self.varint(end)
+        varint; a group is skipped whole (``a``, ``b`` None). Called with ``pos < end``."""
+        buf, pos = self.buf, self.pos
+        tag = buf[pos]
+        if tag < 0x80:  # a one-byte tag: fields 1-15, every field of these messages
+            self.pos = pos + 1
+        else:
+            tag = self.varint(end)
         number, wire = tag >> 3, tag & 7
         if number == 0:
             self.fail("field number 0")
@@ -143,7 +169,11 @@ class _Wire:
                 self._skip_group(number, end, depth)
             return number, wire, None, None
         if wire == _LEN:
-            size = self.varint(end)
+            pos = self.pos
+            if pos < end and buf[pos] < 0x80:
+                size, self.pos = buf[pos], pos + 1
+            else:
+                size = self.varint(end)
         elif wire in (_FIXED64, _FIXED32):
             size = 8 if wire == _FIXED64 else 4
         else:
