@@ -39,7 +39,8 @@ REQUIRED = {r for r in os.environ.get("RECPACK_REQUIRE", "").split(",") if r}
 GOLDEN = os.environ.get("RECPACK_GOLDEN_DIR")
 #: ``insightface``: its pip package installed without its dependencies (its ``__init__`` needs
 #: onnxruntime, whose wheels need numpy 2): its RecBuilder is loaded from its file.
-_PACKAGES = {"torch": "torch", "dali": "nvidia.dali", "insightface": "insightface"}
+_PACKAGES = {"torch": "torch", "dali": "nvidia.dali", "insightface": "insightface",
+             "streaming": "streaming"}
 
 
 def pytest_report_header(config):
@@ -105,6 +106,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                  "torch": "the numpy-2 environment (PyTorch)",
                  "dali": "the numpy-2 environment (DALI)",
                  "insightface": "the MXNet environment (InsightFace's package)",
+                 "streaming": "the numpy-2 environment (MosaicML streaming)",
                  "crossenv": "make test (RECPACK_GOLDEN_DIR)",
                  "reader": "environments with MXNet or DALI to read the files back"}
         terminalreporter.write_line("recpack: deselected here, they run in another environment: "
