@@ -394,7 +394,7 @@ def test_a_dataset_in_streamings_imagenet_layout(tmp_path, images, mds_writer):
     paths = _jpeg_files(tmp_path, images) * 3
     root = str(tmp_path / "imagenet")
     with mds_writer(out=root, columns={"i": "int", "x": "jpeg", "y": "int"},
-                    size_limit=30_000) as w:
+                    size_limit=30_000, hashes=["sha1", "xxh3_64"]) as w:
         for n, path in enumerate(paths):
             w.write({"i": 100 - n, "x": Image.open(path), "y": n % 4})
     locators = scan(root)

@@ -323,10 +323,19 @@ def _check_shard(root, shard, first):
     """The configuration a shard repeats after its offsets (before ``first``, its first
     sample), and the digests index.json lists for it."""
     filename = os.path.join(root, shard.basename)
+    start = 4 * (shard.samples + 2)
     with open(filename, "rb") as f:
-        data = f.read()
+        f.seek(start)
+        text = f.read(max(0, first - start))
+        digests = {a: hashlib.new(a) for a in sorted(shard.hashes)
+                   if a in hashlib.algorithms_available}
+        if digests:
+            f.seek(0)
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                for d in digests.values():
+                    d.update(chunk)
     try:
-        config = json.loads(data[4 * (shard.samples + 2):first].decode("utf-8"))
+        config = json.loads(text.decode("utf-8"))
         embedded = (tuple(config["column_names"]), tuple(config["column_encodings"]),
                     tuple(config["column_sizes"]))
     except (UnicodeDecodeError, ValueError, KeyError, TypeError):
@@ -336,13 +345,12 @@ def _check_shard(root, shard, first):
                                 "columns %s, found %s: the shard is damaged or belongs to "
                                 "another dataset" % (list(shard.names), "columns %s" % list(
                                     embedded[0]) if embedded else "no readable JSON"),
-                                path=filename, offset=4 * (shard.samples + 2))
-    for algo, digest in sorted(shard.hashes.items()):
-        found = hashlib.new(algo, data).hexdigest() if algo in hashlib.algorithms_available \
-            else digest  # xxhash's algorithms (streaming's own) are not in the standard library
-        if found != digest:
+                                path=filename, offset=start)
+    for algo, d in digests.items():   # xxhash's (streaming's own) are not in hashlib
+        if d.hexdigest() != shard.hashes[algo]:
             raise RecordFormatError("the %s digest is %s, index.json says %s: the shard is "
-                                    "damaged; copy or write it again" % (algo, found, digest),
+                                    "damaged; copy or write it again"
+                                    % (algo, d.hexdigest(), shard.hashes[algo]),
                                     path=filename, offset=0)
 
 
