@@ -19,6 +19,8 @@ import types
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import read as read_bytes
 from mxnet_recpack.errors import ImageEncodeError, OptionError, OutputError, RecordFormatError
@@ -123,6 +125,32 @@ def test_every_field_of_every_kind_of_record_survives(tmp_path, images):
     assert check(root) == {"shards": 3, "samples": len(samples)}
 
 
+_U64 = st.integers(0, 2 ** 64 - 1)
+
+
+@st.composite
+def payloads(draw):
+    """Any image-record payload: any flag, label bits, ids and data (a header that re-packs,
+    or not)."""
+    flag = draw(st.integers(0, 5))
+    field = draw(st.integers(0, 2 ** 32 - 1)) if flag == 0 or draw(st.booleans()) else 0
+    labels = draw(st.lists(st.integers(0, 2 ** 32 - 1), min_size=flag, max_size=flag))
+    return (struct.pack("<IIQQ", flag, field, draw(_U64), draw(_U64))
+            + struct.pack("<%dI" % flag, *labels) + draw(st.binary(max_size=64)))
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(st.tuples(_U64, payloads()), min_size=1, max_size=9))
+def test_any_record_survives_as_a_payload(tmp_path_factory, records):
+    samples = [sample_from_payload(key, payload) for key, payload in records]
+    root = write_dataset(str(tmp_path_factory.mktemp("mds")), samples, per_shard=4)
+    for loc, (key, payload) in zip(scan(root), records):
+        s = read(root, loc)
+        assert (s.key, payload_of(s)) == (key, payload)
+    assert check(root)["samples"] == len(records)
+
+
 def test_rec_to_mds_to_rec_gives_back_the_same_pair(tmp_path, images):
     src, back = str(tmp_path / "src.rec"), str(tmp_path / "back.rec")
     with RecordFileWriter(src) as w:
@@ -163,6 +191,16 @@ def test_shard_sizes_and_index_entries(tmp_path, images):
     assert entry["column_names"] == sorted(columns()) and entry["format"] == "mds"
     with pytest.raises(OutputError, match="closed"):
         w.append(encoded[:1])
+    with pytest.raises(OutputError, match="cannot create the MDS shard .*folder exists"):
+        ShardWriter(str(tmp_path / "no" / "shard"))
+    with pytest.raises(KeyError):
+        with ShardWriter(path) as w:
+            w.append(encoded)
+            {}["the caller failed"]  # noqa: B018
+    assert os.path.getsize(path) == 0   # not finished: no header, nothing a reader would take
+    with ShardWriter(path, size_limit=1 << 20, hashes=("md5", "sha1")) as w:
+        w.append(encoded)
+    assert os.path.getsize(path) == expected
 
 
 def test_options_are_refused_with_the_choices(tmp_path, images):

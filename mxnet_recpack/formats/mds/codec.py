@@ -144,7 +144,21 @@ class ShardWriter:
         self._samples = []
         self._body = 0
         self._summary = None
-        self._f = open(self.path, "wb")
+        try:
+            self._f = open(self.path, "wb")
+        except OSError as e:
+            raise OutputError("%s: cannot create the MDS shard (%s): check that its folder "
+                              "exists and is writable" % (self.path, e.strerror or e)) from e
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        """Finish the shard when the block succeeded; otherwise stop without finishing it."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
     @property
     def count(self):
