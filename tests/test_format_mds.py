@@ -531,3 +531,13 @@ def test_labels_recpack_cannot_store(tmp_path, mds_writer, encoding, value, foun
         w.write({"image": b"", "label": value})
     with pytest.raises(RecordFormatError, match="sample 0: " + found):
         check(root)
+
+
+def test_an_index_that_promises_more_samples_than_the_shard_holds(dataset):
+    _edit_index(dataset, lambda obj: obj["shards"][0].update(samples=10 ** 12))
+    with pytest.raises(RecordFormatError, match="sample count 1000000000000 .* found only"):
+        scan(dataset)
+    _edit_index(dataset, lambda obj: obj["shards"][0].update(samples=-1))
+    with pytest.raises(RecordFormatError, match="shard 0's entry is not an MDS shard "
+                                                "\\(samples -1"):
+        scan(dataset)

@@ -60,7 +60,7 @@ def _load_index(root):
     except FileNotFoundError:
         raise RecordFormatError("no index.json: an MDS dataset is a folder holding index.json "
                                 "and its shards; give that folder", path=index) from None
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise RecordFormatError("index.json is not JSON (%s); expected %s: write the dataset "
                                 "again" % (e, _EXPECTED), path=index) from None
     if not isinstance(obj, dict) or obj.get("version") != 2 or not isinstance(
@@ -105,6 +105,8 @@ def _shard_of(index, number, entry, start, default_label):
         basename, raw_bytes = str(raw["basename"]), int(raw["bytes"])
         hashes = dict(raw.get("hashes") or {})
         zipped = entry.get("zip_data") and str(entry["zip_data"]["basename"])
+        if samples < 0 or raw_bytes < 0:
+            raise ValueError("samples %d, bytes %d" % (samples, raw_bytes))
         if entry.get("format") != "mds" or entry.get("version") != 2:
             raise ValueError("format %r, version %r" % (entry.get("format"),
                                                         entry.get("version")))
@@ -167,7 +169,7 @@ def _offsets(root, shard):
     n = shard.samples
     with open(filename, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        head = f.read(4 * (n + 2))
+        head = f.read(min(size, 4 * (n + 2)))
     if size != shard.raw_bytes:
         raise RecordFormatError("the shard has %d bytes, index.json says %d (truncated, or "
                                 "from another write?): copy or write it again"
