@@ -40,7 +40,7 @@ GOLDEN = os.environ.get("RECPACK_GOLDEN_DIR")
 #: ``insightface``: its pip package installed without its dependencies (its ``__init__`` needs
 #: onnxruntime, whose wheels need numpy 2): its RecBuilder is loaded from its file.
 _PACKAGES = {"torch": "torch", "dali": "nvidia.dali", "insightface": "insightface",
-             "streaming": "streaming"}
+             "formats": "webdataset"}
 
 
 def pytest_report_header(config):
@@ -105,8 +105,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         where = {"mxnet": "the MXNet environment", "nomx": "the environments without MXNet",
                  "torch": "the numpy-2 environment (PyTorch)",
                  "dali": "the numpy-2 environment (DALI)",
+                 "formats": "the numpy-2 environment (the formats' own libraries)",
                  "insightface": "the MXNet environment (InsightFace's package)",
-                 "streaming": "the numpy-2 environment (MosaicML streaming)",
                  "crossenv": "make test (RECPACK_GOLDEN_DIR)",
                  "reader": "environments with MXNet or DALI to read the files back"}
         terminalreporter.write_line("recpack: deselected here, they run in another environment: "

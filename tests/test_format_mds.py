@@ -5,7 +5,7 @@ byte; streaming's ``StreamingDataset`` reads the shards recpack writes (every sa
 bytes, labels, keys, ids); recpack writes what ``MDSWriter`` writes, byte for byte; datasets
 ``MDSWriter`` wrote are read by the documented rule; damage is an error naming file and offset.
 
-The ``streaming`` tests need ``mosaicml-streaming`` installed with ``--no-deps`` plus the
+The tests marked ``formats`` need ``mosaicml-streaming`` installed with ``--no-deps`` plus the
 modules its reader imports (see :func:`streaming_module`).
 """
 import importlib
@@ -39,7 +39,12 @@ def streaming_module(name):
     ``StreamingDataLoader`` (transformers, for two type names). ``StreamingDataset``,
     ``MDSWriter`` and everything they call run as they are."""
     if "streaming" not in sys.modules:
-        root = os.path.dirname(importlib.util.find_spec("streaming").origin)
+        spec = importlib.util.find_spec("streaming")
+        if spec is None:
+            raise ImportError("the formats tests need MosaicML streaming: pip install --no-deps "
+                              "mosaicml-streaming==0.13.0 Brotli python-snappy cramjam zstd "
+                              "'xxhash<4' catalogue (beside torch and pillow)")
+        root = os.path.dirname(spec.origin)
         for package, path in (("streaming", root), ("streaming.base", os.path.join(root, "base"))):
             module = types.ModuleType(package)
             module.__path__ = [path]
@@ -355,7 +360,7 @@ def _as_streaming_sees_it(sample, got):
     assert got["recordio_header"] == (sample.head or b"")
 
 
-@pytest.mark.streaming
+@pytest.mark.formats
 def test_streaming_reads_every_sample_recpack_wrote(tmp_path, images, streaming_dataset):
     samples = _samples(images)
     root = write_dataset(str(tmp_path / "mds"), samples, per_shard=4, hashes=("sha1",))
@@ -366,7 +371,7 @@ def test_streaming_reads_every_sample_recpack_wrote(tmp_path, images, streaming_
         assert one["image"] == sample.image
 
 
-@pytest.mark.streaming
+@pytest.mark.formats
 @pytest.mark.parametrize("kind", ["jpeg", "png"])
 def test_streaming_opens_jpeg_and_png_columns_as_the_stored_images(tmp_path, images, kind,
                                                                    streaming_dataset):
@@ -385,7 +390,7 @@ def test_streaming_opens_jpeg_and_png_columns_as_the_stored_images(tmp_path, ima
         _same(read(root, loc), sample)
 
 
-@pytest.mark.streaming
+@pytest.mark.formats
 def test_recpack_writes_what_mdswriter_writes(tmp_path, images, mds_writer):
     samples = _samples(images) * 3
     theirs, ours = str(tmp_path / "theirs"), str(tmp_path / "ours")
@@ -423,7 +428,7 @@ def _jpeg_files(tmp_path, images):
     return paths
 
 
-@pytest.mark.streaming
+@pytest.mark.formats
 def test_a_dataset_in_streamings_imagenet_layout(tmp_path, images, mds_writer):
     """``{'i': int, 'x': jpeg, 'y': int}`` (streaming's ImageNet converter), images given as
     PIL images opened from files: keys in order from 0, labels from ``y``, the JPEG files'
@@ -442,7 +447,7 @@ def test_a_dataset_in_streamings_imagenet_layout(tmp_path, images, mds_writer):
     assert check(root)["samples"] == len(paths)
 
 
-@pytest.mark.streaming
+@pytest.mark.formats
 def test_a_dataset_with_keys_vector_labels_and_other_columns(tmp_path, images, mds_writer):
     root = str(tmp_path / "other")
     cols = {"caption": "str", "image": "png", "key": "uint64", "label": "ndarray:float32",
@@ -458,7 +463,7 @@ def test_a_dataset_with_keys_vector_labels_and_other_columns(tmp_path, images, m
                         data, None))
 
 
-@pytest.mark.streaming
+@pytest.mark.formats
 def test_foreign_columns_recpack_cannot_read(tmp_path, images, mds_writer):
     from PIL import Image
     pil = str(tmp_path / "pil")
@@ -482,7 +487,7 @@ def test_foreign_columns_recpack_cannot_read(tmp_path, images, mds_writer):
         check(big)
 
 
-@pytest.mark.streaming
+@pytest.mark.formats
 def test_compressed_shards_are_read_once_streaming_decompressed_them(tmp_path, images,
                                                                      mds_writer,
                                                                      streaming_dataset):
@@ -499,7 +504,7 @@ def test_compressed_shards_are_read_once_streaming_decompressed_them(tmp_path, i
     assert [read(root, loc).image for loc in scan(root)] == images["jpeg"]
 
 
-@pytest.mark.streaming
+@pytest.mark.formats
 @pytest.mark.parametrize("encoding, value, label", [
     ("int", 3, 3.0), ("uint8", 200, 200.0), ("int16", -7, -7.0), ("float16", 0.5, 0.5),
     ("float64", 0.1, float(np.float32(0.1))), ("str_int", 12, 12.0),
@@ -518,7 +523,7 @@ def test_labels_of_every_number_encoding(tmp_path, mds_writer, encoding, value, 
     assert (s.label if s.flag == 0 else s.label.tolist()) == label
 
 
-@pytest.mark.streaming
+@pytest.mark.formats
 @pytest.mark.parametrize("encoding, value, found", [
     ("str_int", 2 ** 70, "label \\[1180591620717411303424\\] is not a float32"),
     ("json", [], "a json label is a number or a non-empty list"),
