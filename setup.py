@@ -28,6 +28,8 @@ MXNET_REQUIRES = ['mxnet==1.9.1; python_version < "3.12"',
                   'numpy<1.24; python_version < "3.12"']
 S3_REQUIRES = ["fsspec>=2023.1", "s3fs>=2023.1"]
 DASK_REQUIRES = ["dask[distributed]>=2023.1"]
+#: Parquet (Hugging Face datasets' image layout): pyarrow 15 has the page checksums it writes.
+PARQUET_REQUIRES = ["pyarrow>=15"]
 
 setup(
     name="mxnet_recpack",
@@ -53,12 +55,15 @@ setup(
         "mxnet": MXNET_REQUIRES,
         "s3": S3_REQUIRES,
         "dask": DASK_REQUIRES,
+        "parquet": PARQUET_REQUIRES,
         "test": TEST_REQUIRES + S3_REQUIRES + DASK_REQUIRES,
         "test-notebooks": NOTEBOOK_REQUIRES,
         # the environments without MXNet also check PyTorch's DataLoader and NVIDIA DALI; the
         # torch pin is the CPU wheel these machines carry (any torch works for users)
         "test-torch": ['torch==2.13.0; python_version == "3.11"'],
         "test-dali": ["nvidia-dali-cuda120>=1.30"],
+        # datasets.load_dataset reads the Parquet files back in the tests
+        "test-parquet": PARQUET_REQUIRES + ["datasets>=2.14"],
     },
     entry_points={
         "console_scripts": [

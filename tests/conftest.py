@@ -2,9 +2,10 @@
 scikit-image/scikit-learn, image folders, a SeaweedFS S3 server and a Dask cluster on loopback).
 
 Which environment this is decides which tests it runs: where MXNet imports, the tests marked
-``mxnet``; where it does not, those marked ``nomx``. ``torch``, ``dali`` and ``insightface``
-tests run where the package is installed, and wherever ``RECPACK_REQUIRE`` lists it (``make
-test`` sets it) a missing package is an error, never a skip. ``crossenv`` tests need
+``mxnet``; where it does not, those marked ``nomx``. ``torch``, ``dali``, ``insightface`` and
+``parquet`` (pyarrow and datasets) tests run where the package is installed, and wherever
+``RECPACK_REQUIRE`` lists it (``make test`` sets it) a missing package is an error, never a
+skip. ``crossenv`` tests need
 ``RECPACK_GOLDEN_DIR`` (the files the MXNet environment wrote in the same ``make test`` run).
 """
 import os
@@ -34,12 +35,18 @@ MXNET_MODULES = sorted(name for name in os.listdir(_HERE) if name.startswith("te
                        name.endswith(".py") and re.search(
                            r"^pytestmark = .*pytest\.mark\.mxnet", open(
                                os.path.join(_HERE, name), encoding="utf-8").read(), re.M))
-collect_ignore = [] if MXNET else MXNET_MODULES
+#: Likewise modules marked ``parquet`` (they import pyarrow and datasets at the top).
+PARQUET_MODULES = [] if have("datasets") else sorted(
+    name for name in os.listdir(_HERE) if name.startswith("test_") and name.endswith(".py")
+    and re.search(r"^pytestmark = .*pytest\.mark\.parquet",
+                  open(os.path.join(_HERE, name), encoding="utf-8").read(), re.M))
+collect_ignore = ([] if MXNET else MXNET_MODULES) + PARQUET_MODULES
 REQUIRED = {r for r in os.environ.get("RECPACK_REQUIRE", "").split(",") if r}
 GOLDEN = os.environ.get("RECPACK_GOLDEN_DIR")
 #: ``insightface``: its pip package installed without its dependencies (its ``__init__`` needs
 #: onnxruntime, whose wheels need numpy 2): its RecBuilder is loaded from its file.
-_PACKAGES = {"torch": "torch", "dali": "nvidia.dali", "insightface": "insightface"}
+_PACKAGES = {"torch": "torch", "dali": "nvidia.dali", "insightface": "insightface",
+             "parquet": "datasets"}
 
 
 def pytest_report_header(config):
@@ -96,15 +103,20 @@ FAULTS = {}
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for fault, how in sorted(FAULTS.items()):
         terminalreporter.write_line("recpack: fault '%s' injected with %s" % (fault, how))
-    if collect_ignore:
+    if not MXNET and MXNET_MODULES:
         terminalreporter.write_line("recpack: not collected without MXNet (they run in the MXNet "
-                                    "environment): " + ", ".join(collect_ignore))
+                                    "environment): " + ", ".join(MXNET_MODULES))
+    if PARQUET_MODULES:
+        terminalreporter.write_line("recpack: not collected without pyarrow and datasets (they "
+                                    "run where the test-parquet extra is installed): "
+                                    + ", ".join(PARQUET_MODULES))
     dropped = getattr(config, "_recpack_dropped", None)
     if dropped:
         where = {"mxnet": "the MXNet environment", "nomx": "the environments without MXNet",
                  "torch": "the numpy-2 environment (PyTorch)",
                  "dali": "the numpy-2 environment (DALI)",
                  "insightface": "the MXNet environment (InsightFace's package)",
+                 "parquet": "an environment with pyarrow and datasets (test-parquet)",
                  "crossenv": "make test (RECPACK_GOLDEN_DIR)",
                  "reader": "environments with MXNet or DALI to read the files back"}
         terminalreporter.write_line("recpack: deselected here, they run in another environment: "

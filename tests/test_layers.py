@@ -18,6 +18,7 @@ ALLOWED = {
     "options": {"errors", "images.encodings", "images.probe"},
     "sources": {"errors", "options", "format", "storage", "images"},
     "pipeline": {"errors", "options", "format", "storage", "images"},
+    "formats": {"errors", "options", "format", "storage", "images", "sources"},
     "reader": {"errors", "options", "format", "storage", "images", "sources"},
     "inspection": {"errors", "options", "format", "storage", "images", "sources"},
     "ops": {"errors", "options", "format", "storage", "images", "sources", "pipeline"},
