@@ -7,6 +7,7 @@ import gc
 import os
 import pickle
 import struct
+import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -507,3 +508,26 @@ def test_edited_columns_and_repeated_keys_are_reported(tmp_path, sets):
     summary = P.check(path)
     assert summary["rows"] == len(samples) and summary["encodings"]["none"] == 1
     assert summary["row_groups"] == pq.ParquetFile(path).num_row_groups
+
+
+def test_writing_and_reading_leave_pandas_alone(tmp_path, sets):
+    """pyarrow's conversions from Python objects and to numpy import pandas where it is
+    installed (datasets installs it): over a second and ~100 MB in every worker process.
+    Writing, reading and checking never need it."""
+    samples = [sample_from_payload(k, p) for k, p in sets["vectors"]]
+    with open(tmp_path / "samples.pickle", "wb") as f:
+        pickle.dump(samples, f)
+    child = ("import pickle, sys\n"
+             "from mxnet_recpack.formats import parquet as P\n"
+             "samples = pickle.load(open('samples.pickle', 'rb'))\n"
+             "layout = P.LayoutScan().add_all(samples).layout()\n"
+             "with P.ShardWriter('x.parquet', layout, row_group_rows=3) as w:\n"
+             "    w.append([P.encode(s) for s in samples])\n"
+             "back = [P.read('x.parquet', loc) for loc in P.scan('x.parquet')]\n"
+             "P.check('x.parquet')\n"
+             "assert len(back) == len(samples)\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))\n")
+    done = subprocess.run([sys.executable, "-c", child], cwd=str(tmp_path), timeout=300,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -28,6 +28,7 @@ import numpy as np
 from ...errors import BadImageError, ImageEncodeError, RecordFormatError
 from ...format.header import HEADER_SIZE, label_problem, normalize_label
 from ..sample import Sample
+from .arrays import numbers_of, offsets_of
 from .arrow import pyarrow
 
 __all__ = ["Columns", "resolve", "samples_of", "hf_features_of"]
@@ -204,19 +205,10 @@ def _raw_labels(table, columns):
     """Per row: None, a Python number, or a numpy array (the list's values as stored)."""
     column = table.column(columns.label).combine_chunks()
     if columns.label_kind == "scalar":
-        if column.type.id == pyarrow()[0].float32().id:
-            valid = column.is_valid().to_pylist()
-            values = column.fill_null(0).to_numpy(zero_copy_only=False)
-            return [float(v) if ok else None for v, ok in zip(values, valid)]
         return column.to_pylist()
     valid = column.is_valid().to_pylist()
-    if hasattr(column, "offsets"):  # list, large_list: offsets into the (unsliced) values
-        offsets = column.offsets.to_numpy()
-        values = column.values.to_numpy(zero_copy_only=False)
-        return [values[offsets[i]:offsets[i + 1]] if ok else None
-                for i, ok in enumerate(valid)]
-    return [column[i].values.to_numpy(zero_copy_only=False) if ok else None
-            for i, ok in enumerate(valid)]
+    offsets, values = offsets_of(column), numbers_of(column.values)
+    return [values[offsets[i]:offsets[i + 1]] if ok else None for i, ok in enumerate(valid)]
 
 
 def _foreign_label(raw, columns, row, where):

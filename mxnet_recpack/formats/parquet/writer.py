@@ -17,6 +17,7 @@ import numpy as np
 
 from ...errors import ImageEncodeError, OptionError
 from ...format.header import MAX_KEY
+from .arrays import binaries, list_of, numbers, struct_of
 from .arrow import pyarrow
 from .layout import arrow_schema, integral_label
 
@@ -193,12 +194,11 @@ def _writer_options(layout):
 
 
 def _labels(pending, layout, pa, path):
-    flags = [e.flag for e in pending]
     values = np.frombuffer(b"".join(e.label for e in pending), "<f4")
     if layout.label_kind == "vector":
-        lengths = np.array([max(f, 1) for f in flags], np.int64)
-        offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
-        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+        offsets = np.zeros(len(pending) + 1, np.int64)
+        np.cumsum([max(e.flag, 1) for e in pending], out=offsets[1:])
+        return list_of(pa, pa.list_(pa.float32()), offsets, numbers(pa, pa.float32(), values))
     for e in pending:
         if e.flag:
             raise ImageEncodeError("%s: record key %d has a vector label, but the layout's "
@@ -215,8 +215,12 @@ def _labels(pending, layout, pa, path):
             bad = next(e for e in pending if not 0 <= _F32.unpack(e.label)[0] < len(names))
             raise ImageEncodeError("%s: record key %d has label %r, outside the %d class names"
                                    % (path, bad.key, _F32.unpack(bad.label)[0], len(names)))
-        return pa.array(values.astype(np.int64))
-    return pa.array(values)
+        return numbers(pa, pa.int64(), values.astype(np.int64))
+    return numbers(pa, pa.float32(), values)
+
+
+def _uints(pa, arrow_type, dtype, values):
+    return numbers(pa, arrow_type, np.array(values, dtype))
 
 
 def _table(pending, layout, schema, path):
@@ -227,16 +231,15 @@ def _table(pending, layout, schema, path):
             raise ImageEncodeError("%s: record key %d keeps its original header bytes, but the "
                                    "layout has no recordio_header column (decide the layout "
                                    "from every record with LayoutScan)" % (path, kept.key))
-    empty = np.array([not e.image for e in pending])
-    images = pa.array([e.image or None for e in pending], pa.binary())
-    paths = pa.nulls(len(pending), pa.string())
-    image = pa.StructArray.from_arrays([images, paths], fields=list(schema.field("image").type),
-                                       mask=pa.array(empty))
+    n = len(pending)
+    image = struct_of(pa, schema.field("image").type,
+                      [binaries(pa, [e.image or None for e in pending]),
+                       pa.nulls(n, pa.string())], [bool(e.image) for e in pending])
     columns = [image, _labels(pending, layout, pa, path),
-               pa.array([e.key for e in pending], pa.uint64()),
-               pa.array([e.flag for e in pending], pa.uint32()),
-               pa.array([e.id for e in pending], pa.uint64()),
-               pa.array([e.id2 for e in pending], pa.uint64())]
+               _uints(pa, pa.uint64(), np.uint64, [e.key for e in pending]),
+               _uints(pa, pa.uint32(), np.uint32, [e.flag for e in pending]),
+               _uints(pa, pa.uint64(), np.uint64, [e.id for e in pending]),
+               _uints(pa, pa.uint64(), np.uint64, [e.id2 for e in pending])]
     if layout.recordio_header:
-        columns.append(pa.array([e.head for e in pending], pa.binary()))
+        columns.append(binaries(pa, [e.head for e in pending]))
     return pa.Table.from_arrays(columns, schema=schema)
