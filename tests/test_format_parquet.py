@@ -3,6 +3,7 @@ same ``.rec`` and ``.idx`` byte for byte; ``datasets.load_dataset`` and pyarrow 
 record (image bytes, labels, keys and header fields in their columns); files that ``datasets``
 wrote, and a ``datasets.Dataset``, are read by the rules; damaged files and unusable columns
 give errors that name the file, the row or row group and the fix."""
+import errno
 import gc
 import os
 import pickle
@@ -297,6 +298,23 @@ def test_a_writer_refuses_records_its_layout_cannot_hold(tmp_path):
     assert unraisable == []  # nothing is left to write at exit
     for name in ("x.parquet", "y.parquet"):  # never a readable file of some of the records
         assert os.path.getsize(tmp_path / name) == 0 and not P.is_parquet(tmp_path / name)
+
+
+def test_a_full_disk_is_reported_with_its_errno_and_leaves_nothing_to_write():
+    """ENOSPC (``/dev/full``, a real device that is always full) reaches the caller as the
+    system's OSError, for the runner to report with its step; nothing fails later at exit."""
+    samples = [sample_from_payload(i, pack_record(1, i, bytes(100000))) for i in range(30)]
+    unraisable = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with pytest.raises(OSError) as info:
+            with P.ShardWriter("/dev/full", P.Layout(), row_group_rows=10) as w:
+                w.append([P.encode(s) for s in samples])
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert info.value.errno == errno.ENOSPC
+    assert unraisable == []
 
 
 U64 = st.integers(0, 2**64 - 1)

@@ -103,7 +103,8 @@ class ShardWriter:
         self.count = 0
         self.row_groups = 0
         self._pending, self._pending_bytes = [], 0
-        self._file = open(self.path, "wb")
+        # unbuffered: what pyarrow writes is in the file, so an abort has nothing left to flush
+        self._file = open(self.path, "wb", buffering=0)
         try:
             self._writer = pq.ParquetWriter(self._file, self._schema, **_writer_options(layout))
         except BaseException:
@@ -139,7 +140,6 @@ class ShardWriter:
         if not self._closed:
             self._flush()
             self._writer.close()
-            self._file.flush()
             os.fsync(self._file.fileno())
             self._size = self._file.tell()
             self._file.close()
@@ -152,12 +152,14 @@ class ShardWriter:
         if not self._closed:
             self._closed = True
             self._pending = []
-            try:
+            try:  # pyarrow would otherwise write its footer when collected
                 self._writer.close()
-            except Exception:  # noqa: BLE001 - the file is emptied below whatever happened
+            except Exception:  # noqa: BLE001 - a full or failing disk: the file is emptied below
                 pass
             try:
-                self._file.truncate(0)
+                os.ftruncate(self._file.fileno(), 0)
+            except OSError:
+                pass
             finally:
                 self._size = 0
                 self._file.close()
