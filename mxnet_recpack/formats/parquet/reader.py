@@ -78,9 +78,9 @@ class ParquetReader:
                                         path=self.path) from None
             except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
                 raise _file_error(self.path, exc) from None
-            self._local.file, self._local.cached = pf, (None, None)
             if self._meta is None:
                 self._meta = self._describe(pf)
+            self._local.file, self._local.cached = pf, (None, None)
         return pf
 
     def _describe(self, pf):
