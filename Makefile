@@ -2,7 +2,8 @@
 #   make demo       create .venv if needed, install, pack the built-in sample images and read them back
 #   make test       lint, then the whole test suite in every environment it needs (created if missing):
 #                     .venv            Python 3.8-3.11 with MXNet 1.9.1 (numpy<1.24): everything
-#                     .venv-nomx       the same Python, numpy 2, no MXNet, PyTorch CPU and NVIDIA DALI
+#                     .venv-nomx       the same Python, numpy 2, no MXNet, PyTorch CPU, NVIDIA DALI
+#                                      and the formats' own libraries
 #                     .venv-new        a Python 3.12+ if the machine has one: the MXNet-free suite
 #   make test-fast  the MXNet environment only, without the slow, S3, Dask and notebook tests,
 #                   and the crash test at every 9th file-system call instead of every one
@@ -53,7 +54,8 @@ $(VENV)/.installed: setup.py pyproject.toml | check-python
 $(VENV_NOMX)/.installed: setup.py pyproject.toml | check-python
 	@test -x $(NOMXPY) || $(PYTHON) -m venv $(VENV_NOMX)
 	$(NOMXPY) -m pip install --quiet --upgrade pip
-	$(NOMXPY) -m pip install --quiet -e ".[test,test-torch,test-dali]" "numpy>=2"
+	$(NOMXPY) -m pip install --quiet -e ".[test,test-torch,test-dali,test-formats]" "numpy>=2"
+	$(NOMXPY) -m pip install --quiet --no-deps "mosaicml-streaming==0.13.0"
 	@touch $@
 
 # A Python 3.12+ if there is one: no MXNet and no torch wheel exist there; DALI where it installs.
@@ -80,7 +82,7 @@ test: lint venvs
 	@echo "== 1/3: $$($(VPY) -c 'import sys, numpy; print("Python %d.%d" % sys.version_info[:2], "numpy", numpy.__version__)'), MXNet ($(VENV))"
 	RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) RECPACK_REQUIRE=insightface $(VPY) -m pytest $(PYTEST_ARGS)
 	@echo "== 2/3: $$($(NOMXPY) -c 'import sys, numpy; print("Python %d.%d" % sys.version_info[:2], "numpy", numpy.__version__)'), no MXNet, PyTorch and DALI ($(VENV_NOMX))"
-	RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) RECPACK_REQUIRE=torch,dali $(NOMXPY) -m pytest $(PYTEST_ARGS)
+	RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) RECPACK_REQUIRE=torch,dali,formats $(NOMXPY) -m pytest $(PYTEST_ARGS)
 	@if [ -n "$(NEW_PYTHON)" ]; then \
 	  echo "== 3/3: $$($(NEWPY) -c 'import sys; print("Python %d.%d" % sys.version_info[:2])'), no MXNet ($(VENV_NEW))"; \
 	  req=$$($(NEWPY) -c 'import importlib.util as u; print("dali" if u.find_spec("nvidia.dali") else "")'); \

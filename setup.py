@@ -28,6 +28,8 @@ MXNET_REQUIRES = ['mxnet==1.9.1; python_version < "3.12"',
                   'numpy<1.24; python_version < "3.12"']
 S3_REQUIRES = ["fsspec>=2023.1", "s3fs>=2023.1"]
 DASK_REQUIRES = ["dask[distributed]>=2023.1"]
+#: Parquet (Hugging Face datasets' image layout): pyarrow 15 has the page checksums it writes.
+PARQUET_REQUIRES = ["pyarrow>=15"]
 
 setup(
     name="mxnet_recpack",
@@ -53,12 +55,23 @@ setup(
         "mxnet": MXNET_REQUIRES,
         "s3": S3_REQUIRES,
         "dask": DASK_REQUIRES,
+        "parquet": PARQUET_REQUIRES,
+        # webdataset, MDS and TFRecord are written and read by this package's own code
+        "formats": PARQUET_REQUIRES,
         "test": TEST_REQUIRES + S3_REQUIRES + DASK_REQUIRES,
         "test-notebooks": NOTEBOOK_REQUIRES,
         # the environments without MXNet also check PyTorch's DataLoader and NVIDIA DALI; the
         # torch pin is the CPU wheel these machines carry (any torch works for users)
         "test-torch": ['torch==2.13.0; python_version == "3.11"'],
         "test-dali": ["nvidia-dali-cuda120>=1.30"],
+        # each format read back by its own library: webdataset, datasets.load_dataset (Parquet),
+        # the tfrecord package, and MosaicML streaming's reader (installed without its
+        # dependencies by the Makefile: it pins numpy<2.2 and wants torchvision; these are the
+        # modules its reader really imports)
+        "test-formats": PARQUET_REQUIRES + ["webdataset>=0.2", "datasets>=2.14",
+                                            "tfrecord>=1.14", "Brotli>=1.0.9",
+                                            "python-snappy<1", "zstd<2", "xxhash<4",
+                                            "catalogue<3"],
     },
     entry_points={
         "console_scripts": [

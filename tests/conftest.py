@@ -2,10 +2,12 @@
 scikit-image/scikit-learn, image folders, a SeaweedFS S3 server and a Dask cluster on loopback).
 
 Which environment this is decides which tests it runs: where MXNet imports, the tests marked
-``mxnet``; where it does not, those marked ``nomx``. ``torch``, ``dali`` and ``insightface``
-tests run where the package is installed, and wherever ``RECPACK_REQUIRE`` lists it (``make
-test`` sets it) a missing package is an error, never a skip. ``crossenv`` tests need
-``RECPACK_GOLDEN_DIR`` (the files the MXNet environment wrote in the same ``make test`` run).
+``mxnet``; where it does not, those marked ``nomx``. ``torch``, ``dali``, ``insightface`` and
+``formats`` (the formats' own libraries: webdataset, pyarrow and datasets, tfrecord, MosaicML
+streaming) tests run where the packages are installed, and wherever ``RECPACK_REQUIRE`` lists
+them (``make test`` sets it) a missing package is an error, never a skip. ``crossenv`` tests
+need ``RECPACK_GOLDEN_DIR`` (the files the MXNet environment wrote in the same ``make test``
+run).
 """
 import os
 import re
@@ -34,7 +36,12 @@ MXNET_MODULES = sorted(name for name in os.listdir(_HERE) if name.startswith("te
                        name.endswith(".py") and re.search(
                            r"^pytestmark = .*pytest\.mark\.mxnet", open(
                                os.path.join(_HERE, name), encoding="utf-8").read(), re.M))
-collect_ignore = [] if MXNET else MXNET_MODULES
+#: Likewise modules marked ``formats`` that import a format's library at the top (pyarrow).
+FORMATS_MODULES = [] if have("datasets") and have("webdataset") else sorted(
+    name for name in os.listdir(_HERE) if name.startswith("test_") and name.endswith(".py")
+    and re.search(r"^pytestmark = .*pytest\.mark\.formats",
+                  open(os.path.join(_HERE, name), encoding="utf-8").read(), re.M))
+collect_ignore = ([] if MXNET else MXNET_MODULES) + FORMATS_MODULES
 REQUIRED = {r for r in os.environ.get("RECPACK_REQUIRE", "").split(",") if r}
 GOLDEN = os.environ.get("RECPACK_GOLDEN_DIR")
 #: ``insightface``: its pip package installed without its dependencies (its ``__init__`` needs
@@ -97,9 +104,13 @@ FAULTS = {}
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for fault, how in sorted(FAULTS.items()):
         terminalreporter.write_line("recpack: fault '%s' injected with %s" % (fault, how))
-    if collect_ignore:
+    if not MXNET and MXNET_MODULES:
         terminalreporter.write_line("recpack: not collected without MXNet (they run in the MXNet "
-                                    "environment): " + ", ".join(collect_ignore))
+                                    "environment): " + ", ".join(MXNET_MODULES))
+    if FORMATS_MODULES:
+        terminalreporter.write_line("recpack: not collected without the formats' libraries "
+                                    "(they run in the numpy-2 environment, test-formats): "
+                                    + ", ".join(FORMATS_MODULES))
     dropped = getattr(config, "_recpack_dropped", None)
     if dropped:
         where = {"mxnet": "the MXNet environment", "nomx": "the environments without MXNet",
