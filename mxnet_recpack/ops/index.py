@@ -17,7 +17,7 @@ from ..format.index import format_index_line, read_index_arrays
 from ..format.names import crc_path_for, index_path_for, stem
 from ..pipeline.journal import commit, journal_path_for, recover
 from ..pipeline.lock import OutputLock
-from ..pipeline.reopen import read_sidecar
+from ..formats.recordio.reopen import read_sidecar
 from ..pipeline.writer import RecordFileWriter
 from ..storage import check_regular_file
 from ..storage.local import cause_of, fix_for, io_step, remove_file, step_of

@@ -32,14 +32,13 @@ not need space): a rollback truncates and renames.
 """
 
 import glob
-import hashlib
 import logging
 import os
 import shutil
 
 from ..errors import CommitError, OutputLockedError
 from ..storage.local import (cause_of, copy_range, fix_for, fsync_dir, io_step, remove_file,
-                             step_of)
+                             step_of, tail_sha256)
 from .journal_file import read_journal as _read_journal, write_journal as _write_journal
 from .lock import OutputLock
 
@@ -47,7 +46,6 @@ __all__ = ["journal_path_for", "commit", "recover", "settle", "tail_sha256", "Co
            "remove_leftovers"]
 
 log = logging.getLogger(__name__)
-_TAIL = 1 << 16  # the bytes before an append's original end that identify the file
 
 
 def journal_path_for(target):
@@ -57,14 +55,6 @@ def journal_path_for(target):
 
 def _second_name_for(journal, final):
     return "%s.old-%s" % (journal, os.path.basename(final))
-
-
-def tail_sha256(path, length):
-    """sha256 of the 64 KiB of ``path`` before byte ``length``: what an append journals, so a
-    recovery truncates and extends only the file the append began on."""
-    with open(path, "rb") as f:
-        f.seek(max(0, length - _TAIL))
-        return hashlib.sha256(f.read(min(length, _TAIL))).hexdigest()
 
 
 def _second_name(final, old):

@@ -41,7 +41,7 @@ def check_same_content(out, ledger, encoder, position):
     """Resuming: the last record the interrupted run wrote must come out of the dataset the
     same, byte for byte (else the dataset, its transforms or its files changed)."""
     got = encoder[position]
-    stored = out.stored_record(len(ledger) - 1)
+    stored = out.sink.stored_record(len(ledger) - 1)
     if isinstance(got[1], dict) or got[2] != crc32c(stored):
         raise OptionError(
             "%s: cannot resume: item %d (key %d) does not give the bytes the interrupted run "

@@ -3,12 +3,10 @@ resumed run continues exactly what it started, and refuses, saying what changed,
 
 import hashlib
 import json
-import os
 
 from ..errors import OptionError
-from .journal import tail_sha256
 
-__all__ = ["RunState", "target_fingerprint", "canonical", "run_digest"]
+__all__ = ["RunState", "canonical", "run_digest"]
 
 
 def _plain(value):
@@ -32,16 +30,6 @@ def run_digest(description):
         return None
     text = json.dumps(canonical(description), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def target_fingerprint(rec, idx):
-    """What an append starts from: the ``.rec``'s length, a hash of its last 64 KiB, and a
-    hash of the ``.idx``: a resumed append refuses a target that changed."""
-    length = os.path.getsize(rec)
-    tail = tail_sha256(rec, length)
-    with open(idx, "rb") as f:
-        index = hashlib.sha256(f.read()).hexdigest()
-    return {"length": length, "tail_sha256": tail, "idx_sha256": index}
 
 
 class RunState:

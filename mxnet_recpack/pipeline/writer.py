@@ -14,7 +14,6 @@ from ..errors import OptionError, OutputExistsError, RecpackError, TooManyFailur
 from ..format.checksums import crc32c
 from ..format.framing import encode_record
 from ..format.header import check_detection_label, pack_record, unpack_record
-from ..format.index import format_index_line
 from ..format.names import index_path_for, report_path_for
 from ..images.codec import ImageEncoder
 from ..options import D, validate
@@ -99,6 +98,7 @@ class RecordFileWriter:
                               "e.g. %s" % (self.path, os.path.join(self.path, "train.rec")))
         self._out = OutputTransaction(self._remote.local if self._remote else self.path,
                                       command=_command)
+        self._sink = self._out.sink
         self.idx_path = index_path_for(self.path)
         self.report_path = report_path_for(self.path)
         if not self._remote:
@@ -111,7 +111,7 @@ class RecordFileWriter:
             if self._remote:
                 self._remote.settle()  # an interrupted commit at the URL, finished or undone
                 exists = self._remote.exists(self._out.path) or self._remote.exists(
-                    self._out.idx_path)
+                    self._sink.idx_path)
             else:
                 exists = os.path.exists(self.path) or os.path.exists(self.idx_path)
             if exists and not (overwrite or append or resume):
@@ -121,15 +121,15 @@ class RecordFileWriter:
                                         % self.path)
             if self._remote and (append or resume) and not (resume and os.path.exists(
                     self._out.state_path)):
-                for member in (self._out.path, self._out.idx_path, self._out.crc_path):
-                    if append or member == self._out.crc_path:
+                for member in (self._out.path, self._sink.idx_path, self._sink.crc_path):
+                    if append or member == self._sink.crc_path:
                         self._remote.download(member)
             self._out.open(append=append, resume=resume, exists=exists)
         except BaseException:
             self._out.discard(keep=True)
             raise
-        self._keys = KeyLedger(self.path, self._out.entries.keys)
-        self._offset = self._out.offset
+        self._keys = KeyLedger(self.path, self._sink.entries.keys)
+        self._offset = self._sink.offset
         self._report = FailureReport(self._out.report_tmp)
         self._started = time.monotonic()
         self._closed = False
@@ -173,17 +173,10 @@ class RecordFileWriter:
     def _append_batch(self, records, checked=True):
         """Append ``(key, frame buffers, crc)`` records with one ``writev`` for the batch."""
         self._check_started()
-        frames, lines, crcs, offsets, offset = [], [], [], [], self._offset
-        for key, buffers, crc in records:
-            frames.extend(buffers)
-            lines.append(format_index_line(key, offset))
-            crcs.append(crc)
-            offsets.append(offset)
-            offset += sum(memoryview(b).nbytes for b in buffers)
-        self._out.write_frames(frames, lines, crcs, offsets, checked)
-        for key, _, _ in records:
-            self._keys.add(key)
-        self._offset = offset
+        self._out.write(records, checked)
+        for record in records:
+            self._keys.add(record[0])
+        self._offset = self._sink.offset
 
     def _check_started(self):
         if self._out.mode == "check":
@@ -385,7 +378,7 @@ class RecordFileWriter:
             raise
         if self._remote:
             self._closed = True
-            members = [self._out.path, self._out.idx_path, self._out.crc_path,
+            members = [self._out.path, self._sink.idx_path, self._sink.crc_path,
                        self._out.report_path]
             try:  # still locked: no second run on this URL touches the staged files meanwhile
                 self._remote.commit([p for p in members if os.path.exists(p)],
@@ -414,4 +407,4 @@ class RecordFileWriter:
         self._out.discard(keep=keep_partial)
         if keep_partial and self._out.mode != "check":
             log.warning("%s: stopped; the partial output is kept at %s: run again with "
-                        "resume=True (--resume) to continue", self.path, self._out.rec_tmp)
+                        "resume=True (--resume) to continue", self.path, self._sink.rec_tmp)

@@ -11,7 +11,18 @@ from contextlib import contextmanager
 from ..errors import NotAFileError
 
 __all__ = ["check_regular_file", "read_local", "write_all", "copy_range", "fsync_dir",
-           "remove_file", "io_step", "step_of", "cause_of", "fix_for"]
+           "remove_file", "io_step", "step_of", "cause_of", "fix_for", "tail_sha256"]
+
+_TAIL = 1 << 16  # the bytes before a length that identify a file (see tail_sha256)
+
+
+def tail_sha256(path, length):
+    """sha256 of the 64 KiB of ``path`` before byte ``length``: what identifies the file an
+    append began on (a recovery truncates and extends only that file)."""
+    import hashlib
+    with open(path, "rb") as f:
+        f.seek(max(0, length - _TAIL))
+        return hashlib.sha256(f.read(min(length, _TAIL))).hexdigest()
 
 #: What a path that is not a regular file is, and why reading it is refused.
 _KINDS = (

@@ -1,6 +1,6 @@
-"""Opening an output that already holds records: an append (the existing pair, checked, and its
-checksum sidecar taken over) and a resumed run (its partial files, cut back to their last whole
-record). Both fill in an :class:`~.commit.OutputTransaction`."""
+"""Opening a RecordIO output that already holds records: an append (the existing pair,
+checked, and its checksum sidecar taken over) and a resumed run (its partial files, cut back to
+their last record that still checks out). Both fill in a :class:`~.sink.RecordIOSink`."""
 
 import logging
 import os
@@ -8,17 +8,26 @@ import shutil
 
 import numpy as np
 
-from ..errors import IndexFormatError, RecordFormatError, RecpackError
-from ..format.checks import check_pair
-from ..format.framing import RecordReader
-from ..format.checksums import crc32c, read_checksums
-from ..format.index import IndexEntries, parse_index_line, read_index_arrays
-from ..storage.local import io_step
-from .runstate import RunState, target_fingerprint
+from ...errors import IndexFormatError, RecordFormatError, RecpackError
+from ...format.checks import check_pair
+from ...format.framing import RecordReader
+from ...format.checksums import crc32c, read_checksums
+from ...format.index import IndexEntries, parse_index_line, read_index_arrays
+from ...storage.local import io_step, tail_sha256
 
-__all__ = ["open_append", "open_resume", "read_sidecar"]
+__all__ = ["open_append", "open_resume", "read_sidecar", "target_fingerprint"]
 
 log = logging.getLogger(__name__)
+
+
+def target_fingerprint(rec, idx):
+    """What an append starts from: the ``.rec``'s length, a hash of its last 64 KiB, and a
+    hash of the ``.idx``: a resumed append refuses a target that changed."""
+    import hashlib
+    length = os.path.getsize(rec)
+    with open(idx, "rb") as f:
+        index = hashlib.sha256(f.read()).hexdigest()
+    return {"length": length, "tail_sha256": tail_sha256(rec, length), "idx_sha256": index}
 
 
 def read_sidecar(path):
@@ -50,10 +59,9 @@ def open_append(out):
             f.seek(0, os.SEEK_END)
             if f.tell() and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n":
                 f.write(b"\n")
-    out.state = RunState(initial_records=len(out.entries), append=True,
-                         target=target_fingerprint(out.path, out.idx_path), sidecar=True)
     log.info("%s: appending after %d existing records (%d bytes)", out.path, len(out.entries),
              out.length)
+    return len(out.entries), target_fingerprint(out.path, out.idx_path)
 
 
 def _take_sidecar(out, entries):
@@ -93,29 +101,22 @@ def _take_sidecar(out, entries):
     return bool(known.all()) and n > 0 and existing.covers == "all" and len(existing) == n
 
 
-def open_resume(out):
-    """Continue the interrupted run whose state is at ``out.state_path``: its records are kept
-    up to the first one that is missing, torn, unlisted or no longer matches the CRC32C it was
-    written with; the files are cut back there (truncations, never a rewrite a kill could
-    leave half done)."""
-    try:
-        with open(out.state_path, encoding="utf-8") as f:
-            state = RunState.from_json(f.read())
-    except (OSError, ValueError, TypeError) as exc:
-        raise RecpackError("%s: cannot resume, the run description %s is unreadable (%s); "
-                           "start again without resume" % (out.path, out.state_path, exc))
-    out.state = state
-    if state.append:
-        _check_append_target(out)
+def open_resume(out, initial_records, target, sidecar):
+    """Continue an interrupted run (``target``: what its append began on, or None): its records
+    are kept up to the first one that is missing, torn, unlisted or no longer matches the CRC32C
+    it was written with; the files are cut back there (truncations, never a rewrite a kill
+    could leave half done)."""
+    if target is not None:
+        _check_append_target(out, target, initial_records, sidecar)
     for path in (out.rec_tmp, out.idx_tmp):
         if not os.path.exists(path):
-            raise RecpackError("%s: cannot resume: the run description %s is there but its "
-                               "file %s is not (removed by hand?); start again without resume"
-                               % (out.path, out.state_path, path))
+            raise RecpackError("%s: cannot resume: the interrupted run's file %s is not there "
+                               "(removed by hand?); start again without resume"
+                               % (out.path, path))
     with io_step("cutting %s back to its last whole record" % out.rec_tmp):
-        entries, lengths = _index_lines(out, state.initial_records)
-        kept, end, crcs = _kept(out, entries[state.initial_records:])
-        keep = state.initial_records + len(kept)
+        entries, lengths = _index_lines(out, initial_records)
+        kept, end, crcs = _kept(out, entries[initial_records:])
+        keep = initial_records + len(kept)
         out.rec = os.fdopen(os.open(out.rec_tmp, os.O_RDWR), "r+b", buffering=0)
         out.rec.truncate(end)
         out.rec.seek(end)
@@ -124,10 +125,10 @@ def open_resume(out):
         if os.path.exists(out.sums_tmp):
             os.truncate(out.sums_tmp, 4 * len(kept))
         out.sums = _append_only(out.sums_tmp)
-    out.entries = IndexEntries.from_pairs(entries[:state.initial_records] + kept)
+    out.entries = IndexEntries.from_pairs(entries[:initial_records] + kept)
     out.offset = out.length + end
     out.offsets.frombytes(out.entries.offsets.astype(np.int64).tobytes())
-    if state.sidecar:
+    if sidecar:
         out.crcs.frombytes(np.asarray(crcs, "<u4").tobytes())
     log.info("%s: resuming an interrupted run after %d whole records (%d bytes)", out.path,
              len(out.entries), out.offset)
@@ -191,9 +192,8 @@ def _kept(out, entries):
     return kept, end, crcs
 
 
-def _check_append_target(out):
+def _check_append_target(out, target, initial_records, sidecar):
     """Resuming an append: the target must be the file the append began on."""
-    target = out.state.target
     out.length = target["length"]
     if not os.path.exists(out.path) or not os.path.exists(out.idx_path) or \
             os.path.getsize(out.path) != out.length or \
@@ -201,5 +201,5 @@ def _check_append_target(out):
         raise RecpackError(
             "%s: cannot resume the interrupted append: the file changed since it began "
             "(replaced or written by another tool?). Append again without resume" % out.path)
-    if out.state.sidecar:
+    if sidecar:
         _take_sidecar(out, read_index_arrays(out.idx_path))

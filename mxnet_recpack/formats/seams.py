@@ -1,0 +1,90 @@
+"""The two seams of the pipeline: ``Items`` (what a run writes) and ``Sink`` (where it goes).
+
+A run (:mod:`mxnet_recpack.pipeline`) owns everything a format need not know: the lock on the
+target, the commit journal, the run state that ``resume`` continues, the failure report,
+progress, workers, parts, ``s3://`` staging and Dask. A format brings a sink (and, to be read,
+items): the files of a run and what the commit must move into place. Adding a format is one
+folder (its codec, sink and items) and one row of :data:`mxnet_recpack.formats.FORMATS`.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any, Callable, Protocol, Sequence
+
+__all__ = ["Items", "Sink", "CommitPlan"]
+
+#: What a sink's finished run asks of the commit: ``members`` ``[(temporary, final), ...]``
+#: moved into place as a whole, ``removes`` finals that must not outlive it (a stale sidecar,
+#: the shards of a longer earlier version), ``append`` ``(file, original length, tail)`` for a
+#: sink that appends in place (RecordIO), and ``owned`` temporary files removed with the
+#: journal once the commit is whole.
+CommitPlan = namedtuple("CommitPlan", ["members", "removes", "append", "owned"])
+
+
+class Items(Protocol):
+    """What a run writes, by position (a ``typing.Protocol``: duck-typed, nothing to inherit).
+
+    Datasets that are not Items (a list of ``(image, label)``, a Gluon ``Dataset``) are
+    adapted by :func:`mxnet_recpack.pipeline.items.as_items`.
+    """
+
+    #: The record key of every position (uint64), or None: keys count on from the output's.
+    keys: Sequence[int] | None
+    #: Reading an item is mostly Python holding the GIL (copying stored bytes): more threads
+    #: than cores only contend (the runner caps them).
+    gil_bound: bool
+
+    def __len__(self) -> int: ...
+
+    def item(self, i: int) -> Any:
+        """Item ``i``: ``(image, label)``, a stored record (``FramedRecord``,
+        ``RecordPayload``) or a :class:`~mxnet_recpack.formats.sample.Sample`."""
+
+    def source(self, i: int) -> str | None:
+        """Where item ``i`` comes from, for failure reports."""
+
+    def fingerprint(self) -> dict | None:
+        """What identifies the items' content: a resumed run must match it."""
+
+    def pickle_parts(self) -> list:
+        """``(description, object)`` pairs worker processes receive by pickle (to name the
+        one that cannot be pickled)."""
+
+
+class Sink(Protocol):
+    """Where a run's records go. The runner calls, in order: ``open_fresh`` (or
+    ``open_append`` then ``open_fresh(append=True)``, or ``open_resume``), ``write`` per batch
+    with what :meth:`framer` made of each item in the workers, then ``finish``, whose
+    :data:`CommitPlan` the journal commits."""
+
+    name: str
+    can_append: bool
+    path: str  # the target: the lock, journal and run state are named after it
+    report_path: str  # where the run's failure report goes, beside the output
+    offset: int  # bytes written so far (the output's size once committed)
+
+    def exists(self) -> bool: ...
+
+    def has_partial(self) -> bool: ...
+
+    def temp_files(self) -> list: ...
+
+    def fds(self) -> list: ...
+
+    def open_fresh(self, *, append: bool = False) -> None: ...
+
+    def open_resume(self, initial_records: int, target: dict | None, sidecar: bool) -> None: ...
+
+    def framer(self) -> Callable:
+        """A picklable ``frame(key, record) -> encoded`` run in the workers."""
+
+    def write(self, records: list, checked: bool = True) -> None: ...
+
+    def stored_record(self, i: int) -> bytes: ...
+
+    def finish(self, *, keys, run: str | None, append: bool) -> CommitPlan: ...
+
+    def made_by(self, run: str) -> bool: ...
+
+    def close_files(self) -> None: ...
