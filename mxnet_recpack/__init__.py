@@ -42,6 +42,7 @@ _LAZY = {
     "filter_records": ("ops.select", "filter_records"),
     "relabel": ("ops.select", "relabel"),
     "rewrite": ("ops.rewrite", "rewrite"),
+    "convert": ("ops.convert", "convert"),
 }
 _GLUON = ("ImageListDataset", "ArrayDataset")
 

@@ -13,6 +13,7 @@ import sys
 
 from .._version import __version__
 from ..errors import RecpackError
+from .convert import add_convert
 from .edit import add_edit_commands
 from .im2rec import add_im2rec
 from .inspect import add_extract, add_inspect
@@ -31,7 +32,8 @@ def build_parser():
                         help="log progress details (and show tracebacks of internal errors)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (add_im2rec, add_index, add_verify, add_inspect, add_extract, add_edit_commands):
+    for add in (add_im2rec, add_index, add_verify, add_inspect, add_extract, add_edit_commands,
+                add_convert):
         add(sub)
     return parser
 

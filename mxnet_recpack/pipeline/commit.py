@@ -157,16 +157,16 @@ class OutputTransaction:
         return ("%s: nothing to resume: no interrupted run of this file was found, and the "
                 "file there was not made by this run (or was changed since: appended to, "
                 "written by another tool). Run without --resume (resume=False) to make it "
-                "again, or with --append to add to it" % self.path)
+                "again%s" % (self.path, ", or with --append to add to it"
+                             if self.sink.can_append else ""))
 
     def made_by(self, description, quiet=False):
         """In ``"check"`` mode: True when the output there was last written, whole, by a run
         with this description (and is as it wrote it)."""
         made = self.sink.made_by(run_digest(description))
         if made and not quiet:
-            log.warning("%s: already complete: this same run made it, and its index, length "
-                        "and last record are as it wrote them; nothing to do (`recpack verify` "
-                        "checks every byte)", self.path)
+            log.warning("%s: already complete: this same run made it, and %s; nothing to do",
+                        self.path, getattr(self.sink, "as_made", "it is as that run wrote it"))
         return made
 
     # -- writing ------------------------------------------------------------------------------

@@ -53,6 +53,9 @@ class RecordIOSink:
 
     name = "recordio"
     can_append = True
+    #: What :meth:`made_by` checked, for the "already complete" message.
+    as_made = ("its index, length and last record are as it wrote them (`recpack verify` "
+               "checks every byte)")
 
     def __init__(self, path, tag=".pack.partial"):
         self.path = os.fspath(path)

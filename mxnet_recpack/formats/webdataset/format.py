@@ -1,0 +1,56 @@
+"""webdataset's row of the formats table: tar shards written by :mod:`.codec`, read back from
+a folder of ``.tar`` files, a brace pattern (``train-{000000..000099}.tar``) or one ``.tar``."""
+
+from ..paths import expand_inputs
+from ..shards import ShardFormat
+from . import codec
+
+__all__ = ["WEBDATASET"]
+
+
+class _Shard:
+    """The samples of one tar, by position (scanned when opened)."""
+
+    def __init__(self, path, first, label):
+        self.path, self.first, self.label = path, first, label
+        self.locators = codec.scan(path)
+
+    def __len__(self):
+        return len(self.locators)
+
+    def key_hint(self, j):
+        """The key recpack's own samples carry in their name (read later, and checked)."""
+        prefix = self.locators[j]["__key__"]
+        if "json" in self.locators[j] and prefix.isdigit():
+            return int(prefix)
+        return None
+
+    def read(self, j):
+        return codec.read(self.path, self.locators[j], position=self.first + j,
+                          label=self.label)
+
+
+class WebDatasetFormat(ShardFormat):
+    name = "webdataset"
+    suffix = ".tar"
+    default_shard_bytes = 1 << 30
+
+    def encoder(self, options):
+        return codec.encode
+
+    def writer(self, path, options):
+        return codec.ShardWriter(path)
+
+    def recognise(self, path):
+        return expand_inputs(path, (".tar",), probe=True)
+
+    def open_input(self, path, options):
+        shards, first = [], 0
+        for f in expand_inputs(path, (".tar",)):
+            shard = _Shard(f, first, options.get("label"))
+            shards.append(shard)
+            first += len(shard)
+        return shards
+
+
+WEBDATASET = WebDatasetFormat()

@@ -1,0 +1,110 @@
+"""``convert``: records from one format into another, losslessly (see ``docs/formats.md``).
+
+RecordIO on one side or none: ``.rec -> webdataset | tfrecord | parquet | mds``, the way back,
+and between two of the others. Images are copied byte for byte, never re-encoded; every header
+field (flag, labels, id, id2, the key) goes along, so ``.rec -> X -> .rec`` gives back the same
+``.rec`` and ``.idx``. A conversion keeps every record or writes nothing: a record that cannot
+be read stops it, naming the record, before anything is committed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import OptionError
+from ..formats.items import ShardItems
+from ..formats.recordio.items import RecordSamples
+from ..formats.registry import FORMATS, detect
+from ..formats.shards import ShardSink
+from ..options import D
+from ..pipeline.shardrun import write_shards
+from ..pipeline.writer import RecordFileWriter
+from .edit import check_output, open_inputs
+
+__all__ = ["convert"]
+
+_RULES = ("label", "image_column", "label_column")
+
+
+def _check_paths(src, dst):
+    for a, b in ((src, dst),):
+        if os.path.abspath(os.fspath(a)).rstrip("/") == os.path.abspath(os.fspath(b)).rstrip("/"):
+            raise OptionError("%s: the output is the input; convert into a new path" % dst)
+
+
+def _source(src, row, rules, storage_options):
+    if row.name == "recordio":
+        return RecordSamples(open_inputs([src], storage_options))
+    return ShardItems(row.shards, src, rules)
+
+
+def _shard_options(row, samples, options):
+    opts = {k: v for k, v in options.items() if v is not None}
+    if row.shards.needs_layout:
+        opts["layout"] = row.shards.layout((samples.sample(i) for i in range(len(samples))),
+                                           opts)
+    return opts
+
+
+def convert(src, dst, *, to: str | None = None, from_: str | None = None,
+            shard_size: int | None = None, shard_bytes: int | None = None,
+            label: float | None = None, image_column: str | None = None,
+            label_column: str | None = None, label_kind: str | None = None,
+            image_encoding: str | None = None, overwrite: bool = D.overwrite,
+            resume: bool = D.resume, num_workers: int = D.num_workers,
+            batch_size: int = D.batch_size, progress=None, storage_options=None):
+    """Convert the records at ``src`` into ``dst`` (formats told from the paths, or ``from_``
+    / ``to``: ``recordio``, ``webdataset``, ``tfrecord``, ``parquet``, ``mds``).
+
+    Parameters
+    ----------
+    shard_size, shard_bytes : int, optional
+        Start a new shard after this many records or before this many bytes (outputs that are
+        a folder or a pattern; defaults: the format's, e.g. 1 GiB tars, 64 MB MDS shards).
+    label : float, optional
+        The label of samples that have none (other writers' files); without it such a
+        sample is refused.
+    image_column, label_column : str, optional
+        Parquet inputs: where the images and labels are.
+    label_kind : {'int', 'float', 'vector'}, optional
+        Parquet outputs: the label column's type (default: chosen from the labels).
+    image_encoding : {'bytes', 'jpeg', 'png'}, optional
+        MDS outputs: the ``image`` column's encoding (default ``bytes``).
+    overwrite, resume, num_workers, batch_size, progress
+        As for every command (a resume continues after the last whole shard).
+
+    Returns
+    -------
+    WriteSummary
+    """
+    src_row = detect(src, from_, role="input")
+    dst_row = detect(dst, to, role="output")
+    _check_paths(src, dst)
+    if src_row.name == "recordio" and dst_row.name == "recordio":
+        raise OptionError("%s and %s are both RecordIO: use `recpack merge` (or rewrite, to "
+                          "re-encode) to copy records between record files" % (src, dst))
+    rules = {"label": label, "image_column": image_column, "label_column": label_column}
+    rules = {k: v for k, v in rules.items() if v is not None}
+    samples = _source(src, src_row, rules, storage_options)
+    description = {"operation": "convert", "from": src_row.name, "to": dst_row.name,
+                   "source": samples.fingerprint(), "shard_size": shard_size,
+                   "shard_bytes": shard_bytes, "label_kind": label_kind,
+                   "image_encoding": image_encoding}
+    if dst_row.name == "recordio":
+        check_output(dst, [])
+        with RecordFileWriter(dst, overwrite=overwrite, resume=resume, max_failures=0,
+                              storage_options=storage_options) as writer:
+            summary = writer.write_dataset(samples, num_workers=num_workers,
+                                           batch_size=batch_size, progress=progress,
+                                           run_info=description)
+        return summary if summary.status == "already complete" else writer.summary
+    options = _shard_options(dst_row, samples, {"label_kind": label_kind,
+                                               "image_encoding": image_encoding})
+    sink = ShardSink(dst_row.shards, dst, shard_size=shard_size, shard_bytes=shard_bytes,
+                     options=options)
+    return write_shards(samples, sink, description=description, overwrite=overwrite,
+                        resume=resume, num_workers=num_workers, batch_size=batch_size,
+                        progress=progress)
+
+
+FORMAT_NAMES = tuple(FORMATS)
