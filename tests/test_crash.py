@@ -20,6 +20,7 @@ import pytest
 from crash import Driver, copy_folder, killed, mxnet_views, strays
 from helpers import read, write_lst
 from mxnet_recpack import RecordFileWriter, samples
+from mxnet_recpack.cli import main
 from mxnet_recpack.format.checksums import read_checksums
 
 pytestmark = pytest.mark.mxnet  # the pairs are read with MXNet's own readers
@@ -117,7 +118,30 @@ def _salvage(folder, images):
     _pair(folder / "in.salvaged.rec", [1], seed=3)
 
 
-#: name: (setup, argv (the image root is appended to im2rec's), targets, has --resume)
+def _shards(folder, images):
+    """A .rec to convert, and the target folder as an earlier conversion (of other records,
+    in more shards) left it: the new run must replace it whole."""
+    _input(folder, images)
+    _pair(folder / "old.rec", [1, 2, 4, 5, 6, 8], seed=3)  # 6 shards, the new run 3
+    assert main(["convert", "-q", str(folder / "old.rec"), str(folder / "w"), "--to",
+                 "webdataset", "--shard-size", "1"]) == 0
+    os.remove(folder / "old.rec")
+    os.remove(folder / "old.idx")
+    os.remove(folder / "old.crc")
+
+
+def _from_shards(folder, images):
+    _input(folder, images)
+    assert main(["convert", "-q", str(folder / "in.rec"), str(folder / "t"), "--to",
+                 "tfrecord", "--shard-size", "2"]) == 0
+    for ext in (".rec", ".idx", ".crc"):
+        os.remove(folder / ("in" + ext))
+    _pair(folder / "out.rec", [1], seed=3)
+
+
+#: name: (setup, argv (the image root is appended to im2rec's), targets, has --resume); a
+#: target ending in "/" is a folder of shards
+
 COMMANDS = {
     "pack": (_pack, PACK, ["data.rec"], True),
     "pack-new": (lambda f, i: _pack(f, i, old=False), PACK, ["data.rec"], True),
@@ -136,6 +160,10 @@ COMMANDS = {
                 True),
     "index": (_input, ["index", "-q", "in.rec", "--keys", "position"], ["in.rec"], False),
     "salvage": (_salvage, ["index", "-q", "--salvage", "in.rec"], ["in.salvaged.rec"], False),
+    "convert-to-shards": (_shards, ["convert", "-q", "in.rec", "w", "--to", "webdataset",
+                                    "--shard-size", "2", "--batch-size", "2"], ["w/"], True),
+    "convert-from-shards": (_from_shards, ["convert", "-q", "t", "out.rec", "--batch-size",
+                                           "2"], ["out.rec"], True),
 }
 
 
@@ -150,6 +178,10 @@ def _state(folder, targets):
     """What a user relies on in ``folder``: each target's MXNet views and compared files."""
     out = {}
     for t in targets:
+        if t.endswith("/"):  # every file of the folder, byte for byte
+            names = sorted(os.listdir(folder / t)) if (folder / t).is_dir() else []
+            out[t] = {n: read(folder / t / n) for n in names}
+            continue
         base = t[:-4]
         out[t] = mxnet_views(folder / t)
         for ext in COMPARED[1:]:
@@ -231,8 +263,15 @@ def _check_right_after(run, kind, case, targets, old, new, where):
         message = run.err.strip().splitlines()[-1]
         assert message.startswith("recpack: error: "), where + run.err
         assert CAUSES[kind] in message and "[Errno" not in message, where + message
-        assert any(t[:-4] in message for t in targets), where + message  # names the file
+        assert any(t.rstrip("/")[:-4 if t.endswith(".rec") else None] in message
+                   for t in targets), where + message  # names the file
     for t in targets:
+        if t.endswith("/"):
+            # the whole old or the whole new set of shards; or, inside the commit's renames,
+            # a journal that the next command on the target settles
+            assert _state(case, [t])[t] in (old[t], new[t]) or os.path.exists(
+                case / (t.rstrip("/") + ".journal")), where + t
+            continue
         seq, indexed = mxnet_views(case / t)
         assert seq in (old[t][0], new[t][0]), where + "%s: sequential reader sees %s" % (
             t, str(seq)[:300])

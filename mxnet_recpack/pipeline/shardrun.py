@@ -87,7 +87,7 @@ def write_shards(samples, sink, *, description, overwrite=True, resume=False, nu
     try:
         if out.mode == "resume":
             out.state.check_same_run(description, sink.path)
-        else:
+        if out.state.run is None:  # a new run, or one stopped before it said what it is
             out.state.run = canonical(description)
             out.save_state()
         start = sink.resumed_records
