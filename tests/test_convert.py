@@ -243,3 +243,17 @@ def test_parquet_refuses_mixed_labels_and_a_file_without_images_before_writing(t
     with pytest.raises(RecpackError, match="pixels"):
         convert(str(tmp_path / "plain.parquet"), str(tmp_path / "o.rec"))
     assert not os.path.exists(tmp_path / "o.rec")
+
+
+@pytest.mark.s3
+def test_a_rec_at_an_s3_url_converts_to_shards_and_shards_to_a_rec_at_a_url(tmp_path, s3,
+                                                                            source):
+    fs, bucket = s3
+    for ext in (".rec", ".idx"):
+        fs.put_file(source[:-4] + ext, "%s/src%s" % (bucket, ext))
+    convert("s3://%s/src.rec" % bucket, str(tmp_path / "w"), to="webdataset", shard_size=3)
+    convert(str(tmp_path / "w"), "s3://%s/back.rec" % bucket)
+    assert fs.cat_file("%s/back.rec" % bucket) == read(source)
+    assert fs.cat_file("%s/back.idx" % bucket) == read(source[:-4] + ".idx")
+    with pytest.raises(OptionError, match="local disks only.*aws s3 sync"):
+        convert(source, "s3://%s/wds/" % bucket, to="webdataset")

@@ -118,3 +118,16 @@ def test_the_tfrecord_package_and_dali_read_the_tfrecords(tmp_path, photo_rec):
         [s.image for s in samples]
     assert [int(np.array(labels.at(i))[0]) for i in range(len(samples))] == \
         [int(s.label) for s in samples]
+
+
+def test_a_datasets_dataset_object_converts_to_a_pair(tmp_path, photo_rec, real_reader):
+    import datasets
+    _, samples = photo_rec
+    ds = datasets.Dataset.from_dict({
+        "image": [{"bytes": s.image, "path": None} for s in samples],
+        "label": [int(s.label) for s in samples]}).cast_column("image", datasets.Image())
+    from mxnet_recpack import convert
+    rec = str(tmp_path / "hf.rec")
+    assert convert(ds.select(range(2, 8)), rec).written == 6
+    got = real_reader(rec)
+    assert [(g[0], g[1]) for g in got] == [(float(s.label), s.image) for s in samples[2:8]]

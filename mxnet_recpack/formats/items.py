@@ -26,11 +26,15 @@ class ShardItems:
 
     #: Reading a sample is positional reads and parsing: threads run it well enough.
     record_item_gil_free = True
+    record_item_gil_bound = True
 
     def __init__(self, fmt, path, options=None):
-        self.fmt, self.path = fmt, os.fspath(path)
+        self.fmt = fmt
+        self.path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else \
+            "a %s" % type(path).__name__
         self.options = dict(options or {})
-        self.shards = fmt.open_input(self.path, self.options)
+        self.shards = fmt.open_input(path if not isinstance(path, os.PathLike) else self.path,
+                                     self.options)
         counts = [len(s) for s in self.shards]
         self._starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         self.record_keys = self._keys()
@@ -75,6 +79,8 @@ class ShardItems:
     def input_files(self):
         files = []
         for shard in self.shards:
+            if hasattr(shard, "fingerprint"):  # not files: an object in memory
+                continue
             if os.path.isdir(shard.path):
                 files.extend(os.path.join(shard.path, n) for n in sorted(os.listdir(shard.path)))
             else:
@@ -90,7 +96,8 @@ class ShardItems:
             files.append([os.path.abspath(f), st.st_size, st.st_mtime_ns])
         rules = {k: (v if isinstance(v, (int, float, str, type(None))) else repr(v))
                  for k, v in sorted(self.options.items())}
-        return {"format": self.fmt.name, "files": files, "rules": rules}
+        objects = [shard.fingerprint() for shard in self.shards if hasattr(shard, "fingerprint")]
+        return {"format": self.fmt.name, "files": files, "rules": rules, "objects": objects}
 
     def pickle_parts(self):
         return [("the %s shards at %s" % (self.fmt.name, self.path), self.shards)]

@@ -10,7 +10,7 @@ folder (its codec, sink and items) and one row of :data:`mxnet_recpack.formats.F
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 __all__ = ["Items", "Sink", "CommitPlan"]
 
@@ -25,23 +25,29 @@ CommitPlan = namedtuple("CommitPlan", ["members", "removes", "append", "owned"])
 class Items(Protocol):
     """What a run writes, by position (a ``typing.Protocol``: duck-typed, nothing to inherit).
 
-    Datasets that are not Items (a list of ``(image, label)``, a Gluon ``Dataset``) are
-    adapted by :func:`mxnet_recpack.pipeline.items.as_items`.
+    Every member but ``__len__`` and ``__getitem__`` is optional: a plain list of
+    ``(image, label)`` or a Gluon ``Dataset`` is Items too. What is missing is filled in by
+    :func:`mxnet_recpack.pipeline.items.as_items`, the one place that asks (keys counting on
+    from the output's, no sources, no fingerprint, reading by ``__getitem__``).
     """
 
-    #: The record key of every position (uint64), or None: keys count on from the output's.
-    keys: Sequence[int] | None
-    #: Reading an item is mostly Python holding the GIL (copying stored bytes): more threads
-    #: than cores only contend (the runner caps them).
-    gil_bound: bool
+    #: The record key of every position (uint64).
+    record_keys: Sequence[int]
+    #: ``record_item`` is OpenCV/numpy code that releases the GIL (threads read in parallel).
+    record_item_gil_free: bool
+    #: Reading an item is mostly Python holding the GIL (copying stored bytes): threads beyond
+    #: one a core only contend (the runner caps them, see ``executors.copy_threads``).
+    record_item_gil_bound: bool
 
     def __len__(self) -> int: ...
 
-    def item(self, i: int) -> Any:
-        """Item ``i``: ``(image, label)``, a stored record (``FramedRecord``,
-        ``RecordPayload``) or a :class:`~mxnet_recpack.formats.sample.Sample`."""
+    def __getitem__(self, i: int) -> Any: ...
 
-    def source(self, i: int) -> str | None:
+    def record_item(self, i: int) -> Any:
+        """Item ``i`` as numpy or bytes (no framework arrays): ``(image, label)``, or a stored
+        record (``FramedRecord``, ``RecordPayload``), stored as it is."""
+
+    def record_source(self, i: int) -> str | None:
         """Where item ``i`` comes from, for failure reports."""
 
     def fingerprint(self) -> dict | None:
@@ -55,14 +61,19 @@ class Items(Protocol):
 class Sink(Protocol):
     """Where a run's records go. The runner calls, in order: ``open_fresh`` (or
     ``open_append`` then ``open_fresh(append=True)``, or ``open_resume``), ``write`` per batch
-    with what :meth:`framer` made of each item in the workers, then ``finish``, whose
-    :data:`CommitPlan` the journal commits."""
+    with what the workers encoded (RecordIO: frames and their CRC32C, made by
+    :class:`~mxnet_recpack.pipeline.encoder.RecordEncoder`; a shard format: its
+    ``encoder(options)``, see :class:`~mxnet_recpack.formats.shards.ShardFormat`), then
+    ``finish``, whose :data:`CommitPlan` the journal commits. Two sinks:
+    :class:`~mxnet_recpack.formats.recordio.sink.RecordIOSink` and
+    :class:`~mxnet_recpack.formats.shards.ShardSink`."""
 
     name: str
     can_append: bool
     path: str  # the target: the lock, journal and run state are named after it
     report_path: str  # where the run's failure report goes, beside the output
     offset: int  # bytes written so far (the output's size once committed)
+    as_made: str  # what made_by checks, for the "already complete" message
 
     def exists(self) -> bool: ...
 
@@ -74,10 +85,10 @@ class Sink(Protocol):
 
     def open_fresh(self, *, append: bool = False) -> None: ...
 
-    def open_resume(self, initial_records: int, target: dict | None, sidecar: bool) -> None: ...
+    def open_append(self) -> tuple:
+        """``(records there, the target's fingerprint)``; sinks that cannot append refuse."""
 
-    def framer(self) -> Callable:
-        """A picklable ``frame(key, record) -> encoded`` run in the workers."""
+    def open_resume(self, initial_records: int, target: dict | None, sidecar: bool) -> None: ...
 
     def write(self, records: list, checked: bool = True) -> None: ...
 

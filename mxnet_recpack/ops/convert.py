@@ -13,10 +13,12 @@ import os
 
 from ..errors import OptionError
 from ..formats.items import ShardItems
+from ..formats.parquet.dataset import is_hf_dataset
 from ..formats.recordio.items import RecordSamples
 from ..formats.registry import FORMATS, detect
 from ..formats.shards import ShardSink
 from ..options import D
+from ..storage import is_url
 from ..pipeline.shardrun import write_shards
 from ..pipeline.writer import RecordFileWriter
 from .edit import check_output, open_inputs
@@ -27,9 +29,9 @@ _RULES = ("label", "image_column", "label_column")
 
 
 def _check_paths(src, dst):
-    for a, b in ((src, dst),):
-        if os.path.abspath(os.fspath(a)).rstrip("/") == os.path.abspath(os.fspath(b)).rstrip("/"):
-            raise OptionError("%s: the output is the input; convert into a new path" % dst)
+    if isinstance(src, (str, os.PathLike)) and os.path.abspath(os.fspath(src)).rstrip("/") == \
+            os.path.abspath(os.fspath(dst)).rstrip("/"):
+        raise OptionError("%s: the output is the input; convert into a new path" % dst)
 
 
 def _source(src, row, rules, storage_options):
@@ -54,7 +56,8 @@ def convert(src, dst, *, to: str | None = None, from_: str | None = None,
             resume: bool = D.resume, num_workers: int = D.num_workers,
             batch_size: int = D.batch_size, progress=None, storage_options=None):
     """Convert the records at ``src`` into ``dst`` (formats told from the paths, or ``from_``
-    / ``to``: ``recordio``, ``webdataset``, ``tfrecord``, ``parquet``, ``mds``).
+    / ``to``: ``recordio``, ``webdataset``, ``tfrecord``, ``parquet``, ``mds``). ``src`` may
+    also be a ``datasets.Dataset`` (Hugging Face) object, read by the Parquet rules.
 
     Parameters
     ----------
@@ -77,12 +80,18 @@ def convert(src, dst, *, to: str | None = None, from_: str | None = None,
     -------
     WriteSummary
     """
-    src_row = detect(src, from_, role="input")
+    src_row = detect(src, "parquet" if is_hf_dataset(src) else from_, role="input")
     dst_row = detect(dst, to, role="output")
     _check_paths(src, dst)
     if src_row.name == "recordio" and dst_row.name == "recordio":
         raise OptionError("%s and %s are both RecordIO: use `recpack merge` (or rewrite, to "
                           "re-encode) to copy records between record files" % (src, dst))
+    for path, row, side in ((src, src_row, "read"), (dst, dst_row, "written")):
+        if row.name != "recordio" and isinstance(path, str) and is_url(path):
+            raise OptionError(
+                "%s: %s shards are %s on local disks only (a .rec is read and written at "
+                "s3:// URLs): convert on a local disk, then copy the folder (aws s3 sync, "
+                "fsspec put)" % (path, row.name, side))
     rules = {"label": label, "image_column": image_column, "label_column": label_column}
     rules = {k: v for k, v in rules.items() if v is not None}
     samples = _source(src, src_row, rules, storage_options)

@@ -15,10 +15,10 @@ from ..errors import ImageEncodeError, StorageUnreachableError
 from ..format.checksums import crc32c_of_buffers
 from ..format.framing import FramedRecord, frame_buffers
 from ..format.header import RecordPayload, record_head, unpack_record
-from . import adapters
+from .items import as_items
 from .failures import error_kind
 
-__all__ = ["RecordEncoder", "Subset", "Failure", "item_info", "dataset_fingerprint"]
+__all__ = ["RecordEncoder", "Subset", "Failure"]
 
 log = logging.getLogger(__name__)
 
@@ -27,51 +27,6 @@ class Failure(dict):
     """One item that could not be stored: ``index``, ``key``, ``source``, ``error`` (the
     exception's class name), ``message``, and ``kind``: ``"data"`` for bad or unreachable
     input, ``"code"`` for the dataset's or transform's code failing."""
-
-
-def item_info(dataset):
-    """``(key_of, source_of)`` for a dataset, each ``None`` when it has none.
-
-    A dataset that defines ``record_keys`` (a sequence, one key per item) gives its own keys,
-    also through a framework's lazy wrappers (Gluon's ``transform_first``/``take``/``shard``);
-    ``record_source(i)`` names an item (a path) in failure reports.
-    """
-    adapter = adapters.for_dataset(dataset)
-    probe_base, _ = adapter.unwrap(dataset, 0) if len(dataset) else (dataset, 0)
-    keys = getattr(probe_base, "record_keys", None)
-    source = getattr(probe_base, "record_source", None)
-    return (_KeyOf(dataset, adapter) if keys is not None else None), \
-        (_SourceOf(dataset, adapter) if callable(source) else None)
-
-
-def dataset_fingerprint(dataset):
-    """What identifies a dataset's content, where it says (a ``fingerprint()`` method, on it or
-    on the dataset behind its lazy wrappers): a resumed run must match it. None otherwise."""
-    adapter = adapters.for_dataset(dataset)
-    for candidate in (dataset, adapter.unwrap(dataset, 0)[0] if len(dataset) else dataset):
-        fingerprint = getattr(candidate, "fingerprint", None)
-        if callable(fingerprint):
-            return fingerprint()
-    return None
-
-
-class _KeyOf:
-    """``i -> key`` through the framework's wrappers (picklable: workers receive it)."""
-
-    def __init__(self, dataset, adapter):
-        self.dataset, self.adapter = dataset, adapter
-
-    def __call__(self, i):
-        base, j = self.adapter.unwrap(self.dataset, i)
-        return int(base.record_keys[j])
-
-
-class _SourceOf(_KeyOf):
-    """``i -> the item's source`` (a path) for failure reports."""
-
-    def __call__(self, i):
-        base, j = self.adapter.unwrap(self.dataset, i)
-        return base.record_source(j)
 
 
 def _split_item(item):
@@ -112,16 +67,13 @@ class RecordEncoder:
         self.source_of = source_of
         self.encode_image = encoder
         self.label_check = label_check
-        # Fastest first: a framework's compiled transforms; a dataset's record_item(i) (numpy
-        # or bytes, no framework arrays); the plain __getitem__.
-        self._get = adapters.for_dataset(dataset).item_getter(dataset) or \
-            getattr(dataset, "record_item", None)
+        items = as_items(dataset)
+        self._get = items.get
         #: Items come from OpenCV/numpy code that releases the GIL (so threads can run them
         #: in parallel without any inter-process copying), not from arbitrary Python code.
-        self.gil_free = self._get is not None and getattr(dataset, "record_item_gil_free",
-                                                          True)
-        if self._get is None:
-            self._get = dataset.__getitem__
+        self.gil_free = items.gil_free
+        #: Items are stored bytes copied by Python code: threads are capped at one a core.
+        self.gil_bound = items.gil_bound
 
     def key(self, i):
         return int(self.keys[i]) if self.keys is not None else self.key_base + i
@@ -184,6 +136,7 @@ class Subset:
         self.encoder = encoder
         self.dataset = encoder.dataset
         self.gil_free = encoder.gil_free
+        self.gil_bound = encoder.gil_bound
         self.order = order
 
     def __len__(self):

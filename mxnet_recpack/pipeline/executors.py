@@ -65,6 +65,8 @@ def run_batches(encoder, *, num_workers=0, batch_size=32, thread_pool=None, time
         for batch in batches:
             yield [encoder[i] for i in batch]
     elif thread_pool:
+        if getattr(encoder, "gil_bound", False):  # Python copying bytes: one thread a core
+            num_workers = copy_threads(num_workers)
         yield from _run_threads(encoder, num_workers, batches, timeout)
     else:
         yield from _run_processes(encoder, num_workers, batches, timeout)

@@ -6,15 +6,16 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import OptionError
-from .encoder import dataset_fingerprint, item_info
+from .items import as_items
 
 __all__ = ["plan_dataset", "plan_keys"]
 
 
 def plan_dataset(dataset, positions, run_info, *, encoding, quality):
     """``order`` (the dataset positions to write, ascending), ``total``, ``key_of`` and
-    ``source_of`` (see :func:`~.encoder.item_info`) and ``description`` of a run."""
-    key_of, source_of = item_info(dataset)
+    ``source_of`` (see :class:`~.items.DatasetItems`) and ``description`` of a run."""
+    items = as_items(dataset)
+    key_of, source_of = items.key_of, items.source_of
     order = np.arange(len(dataset), dtype=np.int64) if positions is None else \
         np.asarray(positions, dtype=np.int64).reshape(-1)
     if len(order) and (order[0] < 0 or order[-1] >= len(dataset) or
@@ -23,7 +24,7 @@ def plan_dataset(dataset, positions, run_info, *, encoding, quality):
                           % len(dataset))
     description = dict(run_info or {}, items=len(order), encoding=encoding, quality=quality,
                        own_keys=key_of is not None, dataset=type(dataset).__name__,
-                       fingerprint=dataset_fingerprint(dataset))
+                       fingerprint=items.fingerprint())
     return SimpleNamespace(dataset=dataset, positions=positions, order=order, total=len(order),
                            key_of=key_of, source_of=source_of, description=description)
 

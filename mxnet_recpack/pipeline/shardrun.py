@@ -14,6 +14,7 @@ import traceback
 from ..errors import OptionError, OutputExistsError, RecpackError, StorageUnreachableError
 from .commit import OutputTransaction, keeps_partial
 from .executors import run_batches
+from .items import as_items
 from .runstate import canonical
 from .summary import WriteSummary
 
@@ -29,7 +30,8 @@ class SampleEncoder:
         self.dataset = samples
         self.encode, self.size_of = encode, size_of
         self.start = start
-        self.gil_free = bool(getattr(samples, "record_item_gil_free", False))
+        items = as_items(samples)
+        self.gil_free, self.gil_bound = items.gil_free, items.gil_bound
 
     def __len__(self):
         return len(self.dataset) - self.start

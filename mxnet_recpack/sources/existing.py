@@ -106,6 +106,8 @@ class RecordItems:
         self.what = what
         #: Copying is reads and memcpy (threads run it in parallel); an edit may not be.
         self.record_item_gil_free = edit is None or getattr(edit, "gil_free", False)
+        #: ... and mostly Python holding the GIL: more threads than cores only contend.
+        self.record_item_gil_bound = edit is None
 
     def __len__(self):
         return len(self.positions)

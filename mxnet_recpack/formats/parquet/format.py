@@ -1,6 +1,6 @@
 """Parquet's row of the formats table: files in Hugging Face ``datasets``' image layout
 (:mod:`.codec`), read back from one ``.parquet``, a glob or a folder of them (recursively, as a
-``datasets`` repository keeps them under ``data/``)."""
+``datasets`` repository keeps them under ``data/``), or a ``datasets.Dataset`` object."""
 
 from ..paths import expand_inputs
 from ..shards import ShardFormat
@@ -25,6 +25,30 @@ class _Shard:
 
     def read(self, j):
         return self.reader.read(self.locators[j])
+
+
+class _DatasetShard:
+    """A ``datasets.Dataset`` object as one shard of rows."""
+
+    def __init__(self, dataset, options):
+        from .dataset import DatasetReader
+        self.path = "the datasets.Dataset"
+        self.dataset = dataset
+        self.reader = DatasetReader(dataset, image_column=options.get("image_column"),
+                                    label_column=options.get("label_column"),
+                                    default_label=options.get("label"))
+
+    def __len__(self):
+        return len(self.reader)
+
+    def key_hint(self, j):
+        return None
+
+    def read(self, j):
+        return self.reader.read(j)
+
+    def fingerprint(self):
+        return {"dataset": getattr(self.dataset, "_fingerprint", None)}
 
 
 class ParquetFormat(ShardFormat):
@@ -57,6 +81,9 @@ class ParquetFormat(ShardFormat):
         return expand_inputs(path, (".parquet",), probe=True, recursive=True)
 
     def open_input(self, path, options):
+        from .dataset import is_hf_dataset
+        if is_hf_dataset(path):
+            return [_DatasetShard(path, options)]
         shards, first = [], 0
         for f in expand_inputs(path, (".parquet",), recursive=True):
             shard = _Shard(f, first, options)

@@ -1,6 +1,7 @@
 """Existing ``.rec`` files as the samples another format's sink writes: each record's key (its
 ``.idx`` key), header fields, labels and image bytes, read without decoding."""
 
+from ...format.header import RecordPayload
 from ..sample import sample_from_payload
 
 __all__ = ["RecordSamples"]
@@ -10,6 +11,7 @@ class RecordSamples:
     """The records of a :class:`~mxnet_recpack.sources.records.RecordSet` as Samples."""
 
     record_item_gil_free = True
+    record_item_gil_bound = True
 
     def __init__(self, records):
         self.records = records
@@ -20,6 +22,12 @@ class RecordSamples:
 
     def sample(self, i):
         return sample_from_payload(int(self.record_keys[i]), self.records.payload(i))
+
+    def record_item(self, i):
+        """Item ``i`` as a record to store as it is."""
+        return RecordPayload(self.records.payload(i))
+
+    __getitem__ = record_item
 
     def record_source(self, i):
         path, offset = self.records.where(i)
