@@ -257,3 +257,17 @@ def test_a_rec_at_an_s3_url_converts_to_shards_and_shards_to_a_rec_at_a_url(tmp_
     assert fs.cat_file("%s/back.idx" % bucket) == read(source[:-4] + ".idx")
     with pytest.raises(OptionError, match="local disks only.*aws s3 sync"):
         convert(source, "s3://%s/wds/" % bucket, to="webdataset")
+
+
+def test_rewrites_image_options_re_encode_on_the_way_and_keep_every_field(tmp_path, photos,
+                                                                           real_reader):
+    src = make_source(tmp_path / "s.rec", photos, vectors=False)
+    out = str(tmp_path / "w")
+    assert main(["convert", src, out, "--to", "webdataset", "--resize", "16", "--encoding",
+                 ".png", "-q"]) == 0
+    convert(out, str(tmp_path / "b.rec"))
+    got, want = real_reader(str(tmp_path / "b.rec")), real_reader(src)
+    assert [g[0] for g in got] == [w[0] for w in want]
+    assert all(g[1].startswith(b"\x89PNG") and min(g[2].shape[:2]) == 16 for g in got)
+    with pytest.raises(OptionError, match="reencode takes"):
+        convert(src, str(tmp_path / "x"), to="webdataset", reencode={"size": 3})

@@ -3,12 +3,14 @@
 import os
 
 from ..formats.registry import FORMATS
-from ..options import add_flags, from_args
+from ..options import D, add_flags, from_args, validate
 from .progress import Progress
 
 __all__ = ["add_convert"]
 
 _COMMON = ("overwrite", "resume", "num_thread", "batch_size")
+_IMAGE = ("resize", "center_crop", "quality", "color", "encoding", "inter_method",
+          "reduced_decode", "max_pixels")
 
 
 def _size(text):
@@ -53,6 +55,8 @@ def add_convert(sub):
                    help="Parquet output: the label column's type (default: from the labels)")
     p.add_argument("--image-encoding", choices=["bytes", "jpeg", "png"],
                    help="MDS output: the encoding the image column declares (default bytes)")
+    add_flags(p.add_argument_group("re-encoding the images on the way (as rewrite; default: "
+                                   "copied byte for byte)"), _IMAGE)
     add_flags(p.add_argument_group("writing"), _COMMON)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_run)
@@ -61,6 +65,9 @@ def add_convert(sub):
 def _run(args):
     from ..ops.convert import convert
     opts = from_args(args, _COMMON)
+    image = from_args(args, _IMAGE)
+    defaults = {n: validate(n, getattr(D, n)) for n in _IMAGE}
+    reencode = {n: v for n, v in image.items() if v != defaults[n]}
     threads = opts.pop("num_thread")
     progress = Progress(os.path.basename(args.dst.rstrip("/")), args.quiet)
     try:
@@ -68,7 +75,7 @@ def _run(args):
                           shard_size=args.shard_size, shard_bytes=args.shard_bytes,
                           label=args.label, image_column=args.image_column,
                           label_column=args.label_column, label_kind=args.label_kind,
-                          image_encoding=args.image_encoding,
+                          image_encoding=args.image_encoding, reencode=reencode or None,
                           num_workers=threads if threads > 1 else 0, progress=progress, **opts)
     finally:
         progress.close()

@@ -17,11 +17,14 @@ from ..formats.parquet.dataset import is_hf_dataset
 from ..formats.recordio.items import RecordSamples
 from ..formats.registry import FORMATS, detect
 from ..formats.shards import ShardSink
-from ..options import D
+from ..format.header import RecordPayload
+from ..formats.sample import payload_of, sample_from_payload
+from ..options import D, validate
 from ..storage import is_url
 from ..pipeline.shardrun import write_shards
 from ..pipeline.writer import RecordFileWriter
 from .edit import check_output, open_inputs
+from .rewrite import REWRITE_OPTIONS, Reencode
 
 __all__ = ["convert"]
 
@@ -40,6 +43,49 @@ def _source(src, row, rules, storage_options):
     return ShardItems(row.shards, src, rules)
 
 
+class _Reencoded:
+    """``samples`` with each image re-encoded by ``edit`` (:class:`~.rewrite.Reencode`)."""
+
+    def __init__(self, samples, edit):
+        self.samples, self.edit = samples, edit
+        self.record_keys = samples.record_keys
+        self.record_item_gil_free = edit.gil_free
+
+    def __len__(self):
+        return len(self.samples)
+
+    def sample(self, i):
+        key = int(self.record_keys[i])
+        return sample_from_payload(key, self.record_item(i))
+
+    def record_item(self, i):
+        key = int(self.record_keys[i])
+        return RecordPayload(self.edit(payload_of(self.samples.sample(i)), key))
+
+    __getitem__ = record_item
+
+    def record_source(self, i):
+        return self.samples.record_source(i)
+
+    def fingerprint(self):
+        return dict(self.samples.fingerprint(), reencode=sorted(self.edit.options.items()))
+
+    def pickle_parts(self):
+        return self.samples.pickle_parts()
+
+
+def _reencoding(samples, reencode):
+    """``samples``, re-encoded when ``reencode`` (rewrite's image options) asks for it."""
+    if not reencode:
+        return samples
+    unknown = sorted(set(reencode) - set(REWRITE_OPTIONS))
+    if unknown:
+        raise OptionError("reencode takes %s, not %s" % (", ".join(REWRITE_OPTIONS),
+                                                         ", ".join(unknown)))
+    options = {n: validate(n, reencode.get(n, getattr(D, n))) for n in REWRITE_OPTIONS}
+    return _Reencoded(samples, Reencode(options))
+
+
 def _shard_options(row, samples, options):
     opts = {k: v for k, v in options.items() if v is not None}
     if row.shards.needs_layout:
@@ -52,7 +98,8 @@ def convert(src, dst, *, to: str | None = None, from_: str | None = None,
             shard_size: int | None = None, shard_bytes: int | None = None,
             label: float | None = None, image_column: str | None = None,
             label_column: str | None = None, label_kind: str | None = None,
-            image_encoding: str | None = None, overwrite: bool = D.overwrite,
+            image_encoding: str | None = None, reencode: dict | None = None,
+            overwrite: bool = D.overwrite,
             resume: bool = D.resume, num_workers: int = D.num_workers,
             batch_size: int = D.batch_size, progress=None, storage_options=None):
     """Convert the records at ``src`` into ``dst`` (formats told from the paths, or ``from_``
@@ -73,6 +120,11 @@ def convert(src, dst, *, to: str | None = None, from_: str | None = None,
         Parquet outputs: the label column's type (default: chosen from the labels).
     image_encoding : {'bytes', 'jpeg', 'png'}, optional
         MDS outputs: the ``image`` column's encoding (default ``bytes``).
+    reencode : dict, optional
+        Re-encode the images on the way with ``rewrite``'s image options (``{"resize": 256,
+        "quality": 90}``: ``resize``, ``center_crop``, ``color``, ``inter_method``,
+        ``reduced_decode``, ``max_pixels``, ``encoding``, ``quality``); by default images are
+        copied byte for byte.
     overwrite, resume, num_workers, batch_size, progress
         As for every command (a resume continues after the last whole shard).
 
@@ -94,7 +146,7 @@ def convert(src, dst, *, to: str | None = None, from_: str | None = None,
                 "fsspec put)" % (path, row.name, side))
     rules = {"label": label, "image_column": image_column, "label_column": label_column}
     rules = {k: v for k, v in rules.items() if v is not None}
-    samples = _source(src, src_row, rules, storage_options)
+    samples = _reencoding(_source(src, src_row, rules, storage_options), reencode)
     description = {"operation": "convert", "from": src_row.name, "to": dst_row.name,
                    "source": samples.fingerprint(), "shard_size": shard_size,
                    "shard_bytes": shard_bytes, "label_kind": label_kind,
