@@ -129,7 +129,6 @@ class RecordFileWriter:
             self._out.discard(keep=True)
             raise
         self._keys = KeyLedger(self.path, self._sink.entries.keys)
-        self._offset = self._sink.offset
         self._report = FailureReport(self._out.report_tmp)
         self._started = time.monotonic()
         self._closed = False
@@ -176,7 +175,6 @@ class RecordFileWriter:
         self._out.write(records, checked)
         for record in records:
             self._keys.add(record[0])
-        self._offset = self._sink.offset
 
     def _check_started(self):
         if self._out.mode == "check":
@@ -321,7 +319,7 @@ class RecordFileWriter:
                  progress, timeout):
         watch = FailureWatch(self._report, self.path, total, self.max_failures)
         t0 = time.monotonic()
-        written0, failed0, bytes0 = len(self._keys), self._report.count, self._offset
+        written0, failed0, bytes0 = len(self._keys), self._report.count, self._sink.offset
         done = start
         for batch in run_batches(encoder, num_workers=num_workers, batch_size=batch_size,
                                  thread_pool=thread_pool, timeout=timeout):
@@ -334,7 +332,7 @@ class RecordFileWriter:
         written, failed = len(self._keys) - written0, self._report.count
         if failed and len(self._keys) == self._out.state.initial_records:
             self._stop_for_failures("all %d items failed, nothing to write" % failed)
-        return WriteSummary(self.path, written, failed - failed0, self._offset - bytes0,
+        return WriteSummary(self.path, written, failed - failed0, self._sink.offset - bytes0,
                             time.monotonic() - t0, self.report_path if failed else None)
 
     def _stop_for_failures(self, what):
@@ -386,7 +384,7 @@ class RecordFileWriter:
             finally:
                 self._out.release()
         self._closed = True
-        self.summary = WriteSummary(self.path, len(self._keys), failed, self._offset,
+        self.summary = WriteSummary(self.path, len(self._keys), failed, self._sink.offset,
                                     time.monotonic() - self._started,
                                     self.report_path if failed else None)
         log.info("%s", self.summary.line())
