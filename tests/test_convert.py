@@ -179,6 +179,8 @@ def test_an_existing_target_is_refused_before_anything_is_written(tmp_path, sour
     assert _folder_files(out) == before
     with pytest.raises(OptionError, match="Name it with --to"):
         convert(source, str(tmp_path / "new"))
+    with pytest.raises(FileNotFoundError, match="nope: no such file or folder to convert"):
+        convert(str(tmp_path / "nope"), str(tmp_path / "y.rec"))
     with pytest.raises(OptionError, match="both RecordIO"):
         convert(source, str(tmp_path / "x.rec"))
     with pytest.raises(OptionError, match="a shard size was given"):

@@ -59,13 +59,15 @@ def detect(path, hint=None, *, role="input"):
     if "://" in path and not path.startswith("file://"):
         if path.rstrip("/").endswith(".rec"):
             return FORMATS["recordio"]
+    if role == "input" and not os.path.exists(path) and not glob.has_magic(path) and \
+            "{" not in path:
+        raise FileNotFoundError("%s: no such file or folder to convert" % path)
     found = [row for row in FORMATS.values() if _looks_like(row, path, role)]
     if len(found) == 1:
         return found[0]
     flag = "--from" if role == "input" else "--to"
     if not found:
-        where = "no such path" if role == "input" and not os.path.exists(path) else \
-            "its name and what it holds say no format"
+        where = "its name and what it holds say no format"
         raise OptionError("%s: which format is this %s (%s)? Name it with %s (%s)" % (
             path, role, where, flag, ", ".join(FORMATS)))
     raise OptionError("%s: this %s could be %s: name its format with %s" % (
