@@ -9,6 +9,7 @@ canonical form (``".JPEG"`` -> ``".jpg"``); an invalid value raises
 A bottom layer: it imports only ``errors`` and the stdlib-only encodings table and image probe.
 """
 
+import argparse
 import math
 import numbers
 import os
@@ -76,6 +77,17 @@ def _resize(value):
             is_int(v) and v > 0 for v in value):
         return (int(value[0]), int(value[1]))
     raise ValueError
+
+
+def _resize_flag(text):
+    """``--resize N``; an exact size is refused with the way to get one."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "%r is not a number of pixels: --resize N sets the shorter edge (as im2rec.py). "
+            "For an exact size use Python's resize=(width, height) (mxnet_recpack.im2rec or "
+            "rewrite), or --center-crop --resize N for N x N squares" % text) from None
 
 
 def _reduced_decode(value):
@@ -177,8 +189,9 @@ OPTIONS = {o.name: o for o in (
     _opt("test_ratio", 0.0, _ratio, "a number in [0, 1]", "ratio of images to use for "
          "testing", "--test-ratio", {"type": float}),
     _opt("shuffle", True, _boolean, "True or False",
-         "shuffle the list (CLI: --no-shuffle keeps the folder order)", "--no-shuffle",
-         {"action": "store_false", "dest": "shuffle"}),
+         "shuffle the list with seed (as im2rec.py); False keeps the folder order",
+         "--no-shuffle", {"action": "store_false", "dest": "shuffle", "help":
+                          "keep the folder order; default: shuffle the list with --seed"}),
     _opt("seed", 100, _int_at_least(0), "an integer >= 0",
          "seed of the shuffle (100 reproduces im2rec.py)", "--seed", {"type": int}),
     # -- what to read, and how to preprocess it (ImageList, im2rec) ---------------------------
@@ -187,7 +200,7 @@ OPTIONS = {o.name: o for o in (
     _opt("resize", 0, _resize, "an integer >= 0 (the shorter edge) or a (width, height) pair",
          "resize the shorter edge to this many pixels (0: keep the size); from Python also "
          "an exact (width, height), applied after center_crop", "--resize",
-         {"type": int, "metavar": "N"}),
+         {"type": _resize_flag, "metavar": "N"}),
     _opt("center_crop", False, _boolean, "True or False",
          "crop the centred square of each image (before resizing)", "--center-crop",
          {"action": "store_true"}),
@@ -199,8 +212,9 @@ OPTIONS = {o.name: o for o in (
          "9 auto, 10 random (seeded by key)", "--inter-method",
          {"type": int, "choices": list(INTER_METHODS)}),
     _opt("reduced_decode", "auto", _reduced_decode, "'auto', True or False",
-         "decode JPEGs at least 4x the resize target at 1/2, 1/4 or 1/8 scale first (several "
-         "times faster): auto = for inter_method 3 and 9 only, so the default keeps im2rec.py's "
+         "decode large JPEGs at 1/2, 1/4 or 1/8 scale in the DCT first, always keeping at "
+         "least twice the resize target (so only images 4x the target or more; several times "
+         "faster): auto = for inter_method 3 and 9 only, so the default keeps im2rec.py's "
          "exact pixels; on = for every method", "--reduced-decode",
          {"choices": ["auto", "on", "off"]},
          lambda v: {"auto": "auto", "on": True, "off": False}[v]),
@@ -220,6 +234,9 @@ OPTIONS = {o.name: o for o in (
     _opt("pack_label", False, _boolean, "True or False",
          "store every label of multi-label lines (else only the first, as im2rec.py)",
          "--pack-label", {"action": "store_true"}),
+    _opt("allow_empty", False, _boolean, "True or False",
+         "write a file of 0 records from an empty list (default: an empty list is an error)",
+         "--allow-empty", {"action": "store_true"}),
     _opt("allow_outside_root", False, _boolean, "True or False",
          "accept list paths that are absolute or leave ROOT with ../", "--allow-outside-root",
          {"action": "store_true"}),
@@ -235,12 +252,18 @@ OPTIONS = {o.name: o for o in (
     # -- how records are stored (RecordFileWriter) --------------------------------------------
     _opt("encoding", ".jpg", _encoding, "'.jpg', '.png' or '.npy'",
          "encoding of the stored images ('.npy' stores any array, e.g. float tensors)",
-         "--encoding", {"choices": [".jpg", ".png"]}),
-    _opt("quality", 95, _int_at_least(0, 100), "an integer: 1-100 for .jpg, 0-9 for .png",
-         "JPEG quality 1-100, or PNG compression 0-9", "--quality", {"type": int}),
+         "--encoding", {"choices": [".jpg", ".png"], "help": "encoding of the stored images "
+                        "(.npy, for float arrays, is for the Python API)"}),
+    _opt("quality", None, _optional(_int_at_least(0, 100)),
+         "None (the format's default) or an integer: 1-100 for .jpg, 0-9 for .png",
+         "JPEG quality 1-100 (default 95), or PNG compression level 0-9 (default 9, as "
+         "im2rec.py's 95 acts; levels above 9 act as 9)", "--quality",
+         {"type": int}),
     _opt("overwrite", True, _boolean, "True or False",
-         "replace existing output when the run succeeds (CLI: --no-overwrite refuses)",
-         "--no-overwrite", {"action": "store_false", "dest": "overwrite"}),
+         "replace existing output when the run succeeds; False refuses to",
+         "--no-overwrite", {"action": "store_false", "dest": "overwrite", "help":
+                            "refuse to replace an existing output; default: replace it once "
+                            "the run succeeds (a failed run never changes it)"}),
     _opt("max_failures", None, _max_failures,
          "None or inf (no limit), a count >= 1, or a fraction in [0, 1) of the dataset",
          "stop with an error past this many bad images (a fraction of the list if below 1; "
@@ -293,7 +316,7 @@ OPTIONS = {o.name: o for o in (
          "called after every batch"),
 )}
 
-#: The defaults, as attributes: ``D.quality == 95``. Signatures use them, so they agree.
+#: The defaults, as attributes: ``D.seed == 100``. Signatures use them, so they agree.
 D = SimpleNamespace(**{name: o.default for name, o in OPTIONS.items()})
 
 
@@ -360,11 +383,12 @@ def add_flags(parser, names):
     """Add the command-line flags of ``names`` to an argparse parser or group."""
     for name in names:
         option = OPTIONS[name]
-        kwargs = dict(option.cli)
+        kwargs = dict(option.cli)  # its "help", if any, is the flag's (a --no-X flag's)
         kwargs.setdefault("dest", name)
+        kwargs.setdefault("help", option.help)
         if kwargs.get("action") not in ("store_true", "store_false"):
             kwargs.setdefault("default", option.default)  # from_cli maps it to itself
-        parser.add_argument(option.flag, help=option.help, **kwargs)
+        parser.add_argument(option.flag, **kwargs)
 
 
 def from_args(args, names):

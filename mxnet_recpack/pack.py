@@ -8,7 +8,7 @@ import os
 import re
 from typing import Callable
 
-from .errors import OptionError
+from .errors import ListFormatError, OptionError
 from .format.names import rec_path_for, strip_suffix
 from .options import OPTIONS, resolve
 from .pipeline import adapters
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 IM2REC_OPTIONS = ("root", "resize", "center_crop", "quality", "color", "encoding",
                   "inter_method", "reduced_decode", "pass_through", "pack_label", "num_thread",
                   "batch_size", "max_failures", "max_pixels", "any_format", "append", "resume",
-                  "allow_outside_root", "overwrite", "storage_options", "nsplit", "part", "dask",
-                  "progress", "detection_labels", "insightface", "keep_empty_identities")
+                  "allow_outside_root", "allow_empty", "overwrite", "storage_options", "nsplit",
+                  "part", "dask", "progress", "detection_labels", "insightface",
+                  "keep_empty_identities")
 
 #: Every key ``dataset_params`` accepts, with its default and meaning (from the option table).
 DATASET_PARAMS = {name: (OPTIONS[name].default, OPTIONS[name].help) for name in IM2REC_OPTIONS}
@@ -105,6 +106,12 @@ def run_im2rec(list_file: str | os.PathLike, transforms: Callable | None = None,
                     "are), as in im2rec.py")
     entries = parse_list(list_file, allow_outside_root=p["allow_outside_root"],
                          storage_options=p["storage_options"])
+    if not len(entries) and not p["allow_empty"]:
+        raise ListFormatError(
+            "%s has no images listed: nothing to pack. Make a list of a folder's images with "
+            "`recpack im2rec --list --recursive PREFIX ROOT` (--recursive: the images in its "
+            "subfolders, one label per subfolder); to write a file of 0 records on purpose, "
+            "pass --allow-empty (allow_empty=True)" % list_file)
     if not p["pack_label"] and len(entries) and entries.max_labels() > 1:
         log.warning("%s has lines with several labels but pack_label is off: only the first "
                     "label of each is stored, as im2rec.py does; pass pack_label=True "

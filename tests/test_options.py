@@ -63,9 +63,9 @@ def test_the_command_line_flags_come_from_the_table():
             continue
         action = flags[name]
         assert option.flag in action.option_strings, name
-        assert action.help == option.help, name
+        assert action.help == option.cli.get("help", option.help), name
     args = sub.parse_args(["p", "r"])
-    assert args.quality == OPTIONS["quality"].default == 95
+    assert args.quality is OPTIONS["quality"].default is None  # the format's own default
     assert args.reduced_decode == "auto" and args.overwrite is True and args.shuffle is True
     assert len([n for n in OPTIONS if OPTIONS[n].flag and n in flags]) >= 25
 
@@ -118,13 +118,22 @@ def test_a_second_opencv_build_is_detected_with_the_fix(tmp_path, monkeypatch, c
         (tmp_path / name).mkdir()
     assert opencv.installed_builds(str(tmp_path)) == ["opencv-python", "opencv-python-headless"]
     monkeypatch.setattr(opencv, "_CV2", None)
-    monkeypatch.setattr(opencv, "installed_builds", lambda site: ["opencv-contrib-python",
-                                                                  "opencv-python-headless"])
+    assert opencv.installed_builds(str(tmp_path), versions=True) == {"4.11.0.86", "4.10.0.84"}
+    monkeypatch.setattr(opencv, "installed_builds", lambda site, versions=False: (
+        {"4.10.0.84", "4.11.0.86"} if versions else ["opencv-contrib-python",
+                                                      "opencv-python-headless"]))
     with caplog.at_level(logging.WARNING, logger="mxnet_recpack.images.opencv"):
         assert opencv.load() is cv2
     assert "several OpenCV builds are installed side by side (opencv-contrib-python, " \
            "opencv-python-headless)" in caplog.text
     assert "pip uninstall -y opencv-python opencv-contrib-python" in caplog.text
+    caplog.clear()  # builds of one version (the other build installed last): no warning
+    monkeypatch.setattr(opencv, "_CV2", None)
+    monkeypatch.setattr(opencv, "installed_builds", lambda site, versions=False: (
+        {"4.11.0.86"} if versions else ["opencv-contrib-python", "opencv-python-headless"]))
+    with caplog.at_level(logging.WARNING, logger="mxnet_recpack.images.opencv"):
+        assert opencv.load() is cv2
+    assert "several OpenCV builds" not in caplog.text
 
 
 def test_max_failures_inf_means_no_limit(tmp_path, image_folder):

@@ -271,7 +271,8 @@ def test_options_are_validated(tmp_path):
                                              r"'.jpg', '.png' or '.npy'"):
         RecordFileWriter(str(tmp_path / "a.rec"), encoding=".bmp")
     with pytest.raises(rp.OptionError,
-                       match=r"quality = 101 is not valid; expected an integer: 1-100"):
+                       match=r"quality = 101 is not valid; expected None \(the format.s "
+                             r"default\) or an integer: 1-100"):
         RecordFileWriter(str(tmp_path / "a.rec"), quality=101)
     with pytest.raises(rp.OptionError, match="is a directory"):
         RecordFileWriter(str(tmp_path))

@@ -8,6 +8,7 @@ subcommands: ``im2rec``, ``records`` (index, verify), ``inspect`` (inspect, extr
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -46,7 +47,12 @@ def main(argv=None):
                         format="recpack: %(levelname)s: %(message)s")
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
+    except BrokenPipeError:  # `recpack inspect ... | head`: the reader has all it wanted
+        _quiet_stdout()
+        return 128 + signal.SIGPIPE  # what a tool killed by SIGPIPE gives, as cat's 141
     except (RecpackError, OSError) as exc:
         print("recpack: error: %s" % exc, file=sys.stderr)
         return 1
@@ -86,6 +92,16 @@ def _after_interrupt(args):
         return ("the files written so far are in %s; run the command again with --overwrite"
                 % args.outdir)
     return "nothing was changed"
+
+
+def _quiet_stdout():
+    """Point stdout at /dev/null, so the interpreter's last flush finds no closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _terminate(signum, frame):

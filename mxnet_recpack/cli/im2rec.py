@@ -16,7 +16,17 @@ _PACK_FLAGS = ("pass_through", "resize", "center_crop", "quality", "num_thread",
                "encoding", "pack_label")
 _OWN_FLAGS = ("inter_method", "reduced_decode", "max_failures", "max_pixels", "any_format",
               "append", "resume", "nsplit", "part", "dask", "batch_size", "allow_outside_root",
-              "overwrite", "detection_labels", "insightface", "keep_empty_identities")
+              "allow_empty", "overwrite", "detection_labels", "insightface",
+              "keep_empty_identities")
+
+
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown for options that take a value; a flag's help says what it does."""
+
+    def _get_help_string(self, action):
+        if action.nargs == 0 or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_im2rec(sub):
@@ -25,7 +35,7 @@ def add_im2rec(sub):
         "(accepts tools/im2rec.py's command line)",
         description="Create an image list or make a record database by reading from an image "
         "list. Same flags and meaning as MXNet's tools/im2rec.py, plus this package's own.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_DefaultsHelp)
     p.add_argument("prefix", help="prefix of input/output lst and rec files")
     p.add_argument("root", help="path to folder containing images (or s3://bucket/prefix)")
     c = p.add_argument_group("Options for creating image lists")
@@ -60,6 +70,21 @@ def _find_lists(prefix):
     return working_dir, found
 
 
+def _no_list(given, prefix, working_dir, root):
+    """Why no list was found, and the commands that make one and pack it."""
+    name = os.path.basename(prefix)
+    if os.path.isdir(prefix) and not is_url(prefix):
+        other = os.path.join(os.path.dirname(given.rstrip("/")), name + "_data")
+        return ("the prefix %s is a folder, so (as tools/im2rec.py) the lists are looked for "
+                "inside it, as %s; none is there. The prefix names the files to write: give "
+                "one that is not a folder, e.g. `recpack im2rec --list --recursive %s %s` then "
+                "`recpack im2rec %s %s`" % (given, os.path.join(given, "*.lst"), other, root,
+                                             other, root))
+    return ("no list file %s*.lst in %s: make one first with `recpack im2rec --list "
+            "[--recursive] %s %s` (--recursive: one label per subfolder), then run this "
+            "again" % (name, working_dir, given, root))
+
+
 def _run_im2rec(args):
     prefix = args.prefix if is_url(args.prefix) else os.path.abspath(args.prefix)
     if args.list:
@@ -75,9 +100,7 @@ def _run_im2rec(args):
     params = from_args(args, _PACK_FLAGS + _OWN_FLAGS)
     working_dir, lists = _find_lists(prefix)
     if not lists:
-        raise FileNotFoundError("no list file %s*.lst in %s; create one with `recpack im2rec "
-                                "--list %s ROOT`" % (os.path.basename(prefix), working_dir,
-                                                     args.prefix))
+        raise FileNotFoundError(_no_list(args.prefix, prefix, working_dir, args.root))
     from ..pack import run_im2rec
     for lst in lists:
         progress = Progress(os.path.basename(lst), args.quiet)

@@ -80,7 +80,7 @@ def add_verify(sub):
                    help="frames, headers, checksums and image headers, without decoding: at "
                    "disk speed")
     p.add_argument("--no-decode", dest="decode", action="store_false",
-                   help="the same as --quick")
+                   help="the same as --quick; default: decode every image")
     p.add_argument("--num-thread", type=int, default=1,
                    help="worker processes that decode images")
     p.add_argument("--accept-jpeg-warnings", action="store_true",

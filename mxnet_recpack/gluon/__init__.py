@@ -12,6 +12,7 @@ the import hook, and the Gluon names import mxnet when first used. Without MXNet
 """
 
 import importlib
+import sys
 
 from ..errors import MissingDependencyError
 from ..pipeline import adapters
@@ -20,10 +21,17 @@ from .patch import install_hook
 
 __all__ = ["install", "gluon_name", "require_mxnet", "INSTALL_HINT"]
 
-INSTALL_HINT = ("pip install 'mxnet_recpack[mxnet]' (MXNet 1.9.1 needs Python 3.8-3.11 and "
-                "numpy<1.24), or keep the MXNet build you have (mxnet-cu112, ...): any build "
-                "works. Without MXNet, mxnet_recpack.ImageList, RecordFileWriter.write_dataset, "
-                "im2rec(...) with plain-function transforms and the recpack command all work")
+_WITHOUT = ("Without MXNet, mxnet_recpack.ImageList, RecordFileWriter.write_dataset, "
+            "im2rec(...) with plain-function transforms, RecordDataset and the recpack command "
+            "all work")
+if sys.version_info < (3, 12):
+    INSTALL_HINT = ("pip install 'mxnet_recpack[mxnet]' (MXNet 1.9.1 and numpy<1.24), or keep "
+                    "the MXNet build you have (mxnet-cu112, ...): any build works. " + _WITHOUT)
+else:  # MXNet 1.9.1, the last release, has wheels for Python 3.8-3.11 only
+    INSTALL_HINT = ("MXNet has no release for Python %d.%d (MXNet 1.9.1, the last one, needs "
+                    "Python 3.8-3.11 and numpy<1.24): for the Gluon pieces, make an environment "
+                    "with Python 3.11 (python3.11 -m venv env; env/bin/pip install "
+                    "'mxnet_recpack[mxnet]'). %s" % (sys.version_info[:2] + (_WITHOUT,)))
 
 
 def install():

@@ -20,7 +20,7 @@ _TARGET = "mxnet.gluon.data.dataset"
 
 
 def to_recordio(self, path: str | os.PathLike, *, encoding: str = D.encoding,
-                quality: int = D.quality, num_workers: int = D.num_workers,
+                quality: int | None = D.quality, num_workers: int = D.num_workers,
                 batch_size: int = D.batch_size, thread_pool: bool | None = D.thread_pool,
                 overwrite: bool = D.overwrite, max_failures: int | float | None = D.max_failures,
                 progress: Callable[[int, int], None] | None = D.progress,
@@ -35,7 +35,8 @@ def to_recordio(self, path: str | os.PathLike, *, encoding: str = D.encoding,
     path : str or os.PathLike
         The ``.rec`` to write (or an ``s3://`` URL); the ``.idx`` goes beside it.
     encoding : {'.jpg', '.png', '.npy'}, default '.jpg'
-    quality : int, default 95
+    quality : int, optional
+        JPEG quality (default 95) or PNG compression level (default 9).
     num_workers : int, default 0
         Worker processes (threads when the items are made by OpenCV alone) that read,
         transform and encode items; started with the default ``multiprocessing`` start method.

@@ -11,7 +11,7 @@ import io
 import numpy as np
 
 from ..errors import ImageEncodeError
-from .encodings import normalize_encoding
+from .encodings import normalize_encoding, store_quality
 from .opencv import load
 
 __all__ = ["BGR", "swap_rb", "as_numpy_image", "ImageEncoder", "encode_image", "decode_image"]
@@ -73,9 +73,9 @@ class ImageEncoder:
     Parameters
     ----------
     encoding : {'.jpg', '.png', '.npy'}
-    quality : int
-        JPEG quality (1-100) or PNG compression level (0-9; larger values act as 9), as in
-        ``mx.recordio.pack_img``.
+    quality : int or None
+        JPEG quality (1-100, default 95) or PNG compression level (0-9, default 9; larger
+        values act as 9, as in ``mx.recordio.pack_img``, and are given to OpenCV as 9).
 
     Calling it with an image returns the stored bytes: ``bytes`` items verbatim (already
     encoded), arrays (HWC or HW, RGB as Gluon uses them; ``uint8`` for ``.jpg``,
@@ -85,7 +85,7 @@ class ImageEncoder:
 
     def __init__(self, encoding, quality):
         self.encoding = normalize_encoding(encoding)
-        self.quality = int(quality)
+        self.quality = store_quality(self.encoding, quality)
         self._allowed = (np.uint8,) if self.encoding == ".jpg" else (np.uint8, np.uint16)
 
     def __call__(self, image):
@@ -97,12 +97,9 @@ class ImageEncoder:
             np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
             return buf.getvalue()
         if arr.dtype not in self._allowed:
-            raise ImageEncodeError(
-                "cannot encode a %s image as %s: it needs %s pixels. Float tensors (after "
-                "ToTensor/Normalize) are not images: store them with encoding='.npy', or keep "
-                "the uint8 image and apply those transforms when training"
-                % (arr.dtype, self.encoding,
-                   " or ".join(np.dtype(t).name for t in self._allowed)))
+            raise ImageEncodeError("cannot encode a %s image as %s: it needs %s pixels. %s"
+                                   % (arr.dtype, self.encoding, " or ".join(
+                                       np.dtype(t).name for t in self._allowed), _cast_hint(arr)))
         cv2 = load()
         bgr = _check_layout(np.asarray(arr) if isinstance(arr, BGR) else arr)
         if not isinstance(arr, BGR):
@@ -116,6 +113,26 @@ class ImageEncoder:
             raise ImageEncodeError("OpenCV could not encode an image of shape %s as %s"
                                    % (arr.shape, self.encoding))
         return buf.reshape(-1)
+
+
+def _cast_hint(arr):
+    """How to make ``arr`` storable: pixel values in a wider type are cast; float tensors
+    (after ToTensor/Normalize) are not images."""
+    if arr.size and arr.dtype.kind in "fiub":
+        low, high = float(np.min(arr)), float(np.max(arr))
+        integral = arr.dtype.kind != "f" or bool(np.all(np.mod(arr, 1) == 0))
+        if 0 <= low and high <= 255 and (high > 1 or integral):
+            return ("Its values are pixels in 0-255: convert with %s"
+                    % ("image.astype(np.uint8)" if integral else
+                       "np.rint(image).astype(np.uint8) (rounded, not truncated)"))
+        if arr.dtype.kind in "iu" and 0 <= low and high <= 65535:
+            return ("Its values are 16-bit pixels: store them with encoding='.png' (uint16), "
+                    "or scale them to 8 bits, (image >> 8).astype(np.uint8)")
+        if arr.dtype.kind == "f" and 0 <= low and high <= 1:
+            return ("Its values are in 0-1: store (image * 255).round().astype(np.uint8), or "
+                    "the floats themselves with encoding='.npy'")
+    return ("Float tensors (after ToTensor/Normalize) are not images: store them with "
+            "encoding='.npy', or keep the uint8 image and apply those transforms when training")
 
 
 def encode_image(image, encoding, quality):

@@ -9,7 +9,8 @@ from collections import namedtuple
 
 from ..errors import OptionError
 
-__all__ = ["Encoding", "ENCODINGS", "WRITABLE", "sniff", "normalize_encoding", "extension"]
+__all__ = ["Encoding", "ENCODINGS", "WRITABLE", "sniff", "normalize_encoding", "extension",
+           "store_quality", "DEFAULT_QUALITY"]
 
 #: ``name``: the format; ``ext``: the file extension ``extract`` gives it; ``aliases``: the
 #: spellings of ``encoding=`` that mean it; ``magic``: byte prefixes that identify it;
@@ -63,3 +64,18 @@ def normalize_encoding(encoding):
         raise OptionError("encoding %r is not supported; choose one of %s ('.npy' stores any "
                           "numpy array, e.g. float tensors after ToTensor/Normalize)"
                           % (encoding, ", ".join(WRITABLE))) from None
+
+
+#: ``quality=None`` means: JPEG quality 95, PNG compression level 9 (the level im2rec.py's
+#: quality 95 becomes: OpenCV takes levels above 9 as 9, so the bytes are im2rec.py's).
+DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
+
+
+def store_quality(encoding, quality):
+    """The number OpenCV is given for ``encoding`` (canonical): ``quality`` or the format's
+    default, a PNG level capped at 9 (as OpenCV would, without its warning); None for .npy."""
+    if encoding not in DEFAULT_QUALITY:
+        return None
+    if quality is None:
+        return DEFAULT_QUALITY[encoding]
+    return min(int(quality), 9) if encoding == ".png" else int(quality)

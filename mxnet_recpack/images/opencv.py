@@ -18,19 +18,25 @@ _CV2 = None
 _BUILD = re.compile(r"^(opencv[_-](?:contrib[_-])?python(?:[_-]headless)?)-[^-]+\.dist-info$",
                     re.I)
 
-CLASH_FIX = ("keep exactly one OpenCV build: pip uninstall -y opencv-python opencv-contrib-python "
-             "opencv-python-headless opencv-contrib-python-headless, then pip install "
-             "opencv-python-headless (or the one build your other tools need: mxnet_recpack "
-             "works with any of them)")
+CLASH_FIX = ("pip uninstall -y opencv-python opencv-contrib-python opencv-python-headless "
+             "opencv-contrib-python-headless, then pip install opencv-python-headless (what "
+             "mxnet_recpack depends on, so pip check stays clean). If other tools need another "
+             "build (GUI windows, contrib modules), install it after that one, at the same "
+             "version: pip install --no-deps --force-reinstall opencv-contrib-python==VERSION "
+             "(its files are then the cv2 folder's; mxnet_recpack works with any build)")
 
 
-def installed_builds(site_dir):
-    """The OpenCV distributions installed in ``site_dir`` (their dist-info names)."""
+def installed_builds(site_dir, versions=False):
+    """The OpenCV distributions installed in ``site_dir`` (their dist-info names), or with
+    ``versions`` the set of their versions."""
     try:
         names = os.listdir(site_dir)
     except OSError:
-        return []
-    return sorted(m.group(1).lower().replace("_", "-") for m in map(_BUILD.match, names) if m)
+        return set() if versions else []
+    found = [m for m in map(_BUILD.match, names) if m]
+    if versions:
+        return {m.group(0)[len(m.group(1)) + 1:-len(".dist-info")] for m in found}
+    return sorted(m.group(1).lower().replace("_", "-") for m in found)
 
 
 def load():
@@ -44,8 +50,10 @@ def load():
         raise ImportError("OpenCV (cv2) does not import (%s). It is a dependency of "
                           "mxnet_recpack: pip install opencv-python-headless. If several OpenCV "
                           "builds are installed, %s" % (exc, CLASH_FIX)) from exc
-    builds = installed_builds(os.path.dirname(os.path.dirname(os.path.abspath(cv2.__file__))))
-    if len(builds) > 1:
+    site = os.path.dirname(os.path.dirname(os.path.abspath(cv2.__file__)))
+    builds = installed_builds(site)
+    # builds of one version, the wanted one installed last, are the pip-check-clean setup
+    if len(builds) > 1 and len(installed_builds(site, versions=True)) > 1:
         log.warning("several OpenCV builds are installed side by side (%s); they overwrite "
                     "each other's cv2 files. To fix: %s", ", ".join(builds), CLASH_FIX)
     _CV2 = cv2

@@ -12,7 +12,7 @@ from ..format.header import (crop_detection_label, looks_like_detection_label, u
                              with_data, with_label)
 from ..format.names import part_path
 from ..images.codec import BGR, ImageEncoder
-from ..images.encodings import ENCODINGS
+from ..images.encodings import ENCODINGS, store_quality
 from ..images.probe import check_image_bytes
 from ..images.transform import Preprocess, center_crop_window
 from ..options import D, check_parts, resolve, validate
@@ -128,7 +128,7 @@ def _check_labels(records, positions, geometry, detection_labels):
 def rewrite(input, output: str | os.PathLike, transform: Callable | None = None, *,
             resize=D.resize, center_crop: bool = D.center_crop, color: int = D.color,
             inter_method: int = D.inter_method, reduced_decode=D.reduced_decode,
-            max_pixels=D.max_pixels, encoding: str = D.encoding, quality: int = D.quality,
+            max_pixels=D.max_pixels, encoding: str = D.encoding, quality: int | None = D.quality,
             detection_labels: bool | None = None, nsplit: int = D.nsplit, part=D.part,
             **options):
     """Re-encode the images of ``input`` into ``output``: decoded, ``center_crop`` then
@@ -148,6 +148,7 @@ def rewrite(input, output: str | os.PathLike, transform: Callable | None = None,
         ("resize", resize), ("center_crop", center_crop), ("color", color),
         ("inter_method", inter_method), ("reduced_decode", reduced_decode),
         ("max_pixels", max_pixels), ("encoding", encoding), ("quality", quality))}
+    image_options["quality"] = store_quality(image_options["encoding"], image_options["quality"])
     if transform is not None and not callable(transform):
         raise OptionError("transform must be a callable on numpy RGB images, got %r"
                           % (transform,))

@@ -89,12 +89,17 @@ class _Report:
             self.notes.append(text)
 
 
-def _load_index(idx_path, rec_path, report):
+def _load_index(idx_path, rec_path, report, named):
     try:
         return read_index(idx_path)
     except FileNotFoundError:
-        report.problem(None, None, "no index file %s; build one with `recpack index %s`"
-                       % (idx_path, rec_path))
+        if named:  # --idx said where it is
+            report.problem(None, None, "no index file %s; build one with `recpack index %s`"
+                           % (idx_path, rec_path))
+        else:  # im2rec.cc and MXRecordIO write such files: sequential readers need no .idx
+            report.note("no index file %s: checked by scanning the records; readers that "
+                        "seek (ImageRecordIter with shuffle, MXIndexedRecordIO, DALI, "
+                        "RecordDataset) need one: `recpack index %s`" % (idx_path, rec_path))
     except IndexFormatError as exc:
         report.problem(None, None, str(exc))
     return None
@@ -282,11 +287,12 @@ def verify(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = Non
             return local.back(verify(local.path, idx_path, decode=decode, quick=quick,
                                      num_threads=num_threads, max_problems=max_problems,
                                      accept_jpeg_warnings=accept_jpeg_warnings))
+    named = idx_path is not None
     idx_path = index_path_for(rec_path) if idx_path is None else os.fspath(idx_path)
     settle(rec_path)
     _check_files(rec_path, idx_path)
     report = _Report(max_problems)
-    entries = _load_index(idx_path, rec_path, report)
+    entries = _load_index(idx_path, rec_path, report, named)
     sums, checksums = _load_checksums(rec_path, os.path.getsize(rec_path), report)
     expected = Expected(sums, [o for _, o in entries] if entries is not None else None)
     sums = _Sums(expected, os.path.getsize(rec_path))

@@ -46,6 +46,11 @@ _FIXES = (
     ("channel dimension", "Normalize works on a CHW float tensor: put ToTensor() before it, "
      "transforms.Compose([transforms.ToTensor(), transforms.Normalize(...)]), and store the "
      "floats with encoding='.npy'"),
+    ("pixels in 0-255", "convert the images to uint8 before they are written (in the "
+     "dataset or its transform): image.astype(np.uint8), np.rint first for fractions"),
+    ("16-bit pixels", "store them with encoding='.png', or scale them to uint8"),
+    ("are in 0-1:", "scale them to uint8 pixels, (image * 255).round().astype(np.uint8), or "
+     "store the floats with encoding='.npy'"),
     ("Float tensors", "store float tensors with encoding='.npy' (dataset_params={'encoding': "
      "'.npy'}, CLI: the Python API only)"),
 )

@@ -15,6 +15,7 @@ import time
 
 from ..errors import OptionError, RecpackError
 from ..format.names import part_path
+from ..images.encodings import store_quality
 from ..options import D, check_parts, resolve, validate
 from ..storage import is_url
 
@@ -77,9 +78,9 @@ class WriteJob:
             return True
         opts = {"encoding": D.encoding, "quality": D.quality}
         opts.update({k: v for k, v in self.writer_options.items() if k in opts})
-        plan = plan_dataset(self.dataset, self.positions, self.run_info,
-                            encoding=validate("encoding", opts["encoding"]),
-                            quality=validate("quality", opts["quality"]))
+        encoding = validate("encoding", opts["encoding"])
+        plan = plan_dataset(self.dataset, self.positions, self.run_info, encoding=encoding,
+                            quality=store_quality(encoding, validate("quality", opts["quality"])))
         return os.path.exists(self.path) and out.made_by(plan.description, quiet=True)
 
     def __call__(self, progress=None):

@@ -16,6 +16,7 @@ from ..format.framing import encode_record
 from ..format.header import check_detection_label, pack_record, unpack_record
 from ..format.names import index_path_for, report_path_for
 from ..images.codec import ImageEncoder
+from ..images.encodings import store_quality
 from ..options import D, validate
 from ..storage import is_url
 from .commit import OutputTransaction, keeps_partial
@@ -42,8 +43,9 @@ class RecordFileWriter:
     encoding : {'.jpg', '.png', '.npy'}, default '.jpg'
         How array images are stored (``bytes`` items are stored verbatim). ``.npy`` stores any
         numpy array (float tensors after ``ToTensor``), read back with ``np.load``.
-    quality : int, default 95
-        JPEG quality 1-100, or PNG compression 0-9 (as ``mx.recordio.pack_img``).
+    quality : int, optional
+        JPEG quality 1-100 (default 95), or PNG compression level 0-9 (default 9, the level
+        im2rec.py's 95 acts as; levels above 9 act as 9, as in ``mx.recordio.pack_img``).
     overwrite : bool, default True
         Replace an existing output when the run succeeds. With ``False`` an existing file raises
         :class:`~mxnet_recpack.errors.OutputExistsError` before anything is written.
@@ -75,13 +77,13 @@ class RecordFileWriter:
     """
 
     def __init__(self, path: str | os.PathLike, *, encoding: str = D.encoding,
-                 quality: int = D.quality, overwrite: bool = D.overwrite,
+                 quality: int | None = D.quality, overwrite: bool = D.overwrite,
                  max_failures: int | float | None = D.max_failures, append: bool = D.append,
                  resume: bool = D.resume, storage_options: dict | None = D.storage_options,
                  detection_labels: bool = D.detection_labels, _command: str = "pack"):
         self.path = os.fspath(path)
         self.encoding = validate("encoding", encoding)
-        self.quality = validate("quality", quality)
+        self.quality = store_quality(self.encoding, validate("quality", quality))
         self.max_failures = validate("max_failures", max_failures)
         overwrite, append, resume = (validate("overwrite", overwrite),
                                      validate("append", append), validate("resume", resume))

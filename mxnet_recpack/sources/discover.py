@@ -177,9 +177,13 @@ def make_list(root: str | os.PathLike, prefix: str | os.PathLike, *,
                                 % (os.path.dirname(prefix), prefix))
     items, classes = list_images(root, recursive=recursive, exts=exts)
     if not items:
-        logger.warning("no image with extension in %s found in %r%s; writing empty list files",
-                       exts, os.path.abspath(os.fspath(root)),
-                       "" if recursive else " (not recursive: only files directly in it)")
+        hint = ""
+        if not recursive and list_images(root, recursive=True, exts=exts)[0]:
+            hint = ("; its subfolders have images: list them with --recursive "
+                    "(recursive=True), which gives each subfolder its own label")
+        logger.warning("no image with extension in %s found in %r%s; writing empty list "
+                       "files%s", exts, os.path.abspath(os.fspath(root)),
+                       "" if recursive else " (not recursive: only files directly in it)", hint)
     written = []
     for suffix, chunk in split_by_ratio(items, train_ratio=train_ratio, test_ratio=test_ratio,
                                         chunks=chunks, shuffle=shuffle, seed=seed):

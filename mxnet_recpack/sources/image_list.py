@@ -102,6 +102,8 @@ class ImageList:
                 list_file, allow_outside_root=validate("allow_outside_root", allow_outside_root),
                 storage_options=self.storage_options)
         self.list_file = self._entries.source
+        if not validate("allow_outside_root", allow_outside_root):
+            _check_root(self.root, self.list_file)
         self._join = joiner(self.root)
         self._preprocess = Preprocess(color=self.color, resize=self.resize,
                                       center_crop=self.center_crop,
@@ -192,3 +194,15 @@ class ImageList:
         if not self.decode:
             return self.read_bytes(i), self.label(i)
         return self.read_image(i), self.label(i)
+
+
+def _check_root(root, list_file):
+    """A local ``root`` the list's paths are relative to must be a folder: said once, before
+    any image is read, rather than as a missing file per image."""
+    if is_url(root) or os.path.isdir(root):
+        return
+    what = "is not a folder" if os.path.exists(root) else "does not exist"
+    raise FileNotFoundError(
+        "the image folder %s %s: the list %s names images relative to it (ROOT, the second "
+        "argument of `recpack im2rec PREFIX ROOT`; root= in Python). Give the folder the list "
+        "was made from" % (root, what, list_file or "given"))
