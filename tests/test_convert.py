@@ -273,3 +273,24 @@ def test_rewrites_image_options_re_encode_on_the_way_and_keep_every_field(tmp_pa
     assert all(g[1].startswith(b"\x89PNG") and min(g[2].shape[:2]) == 16 for g in got)
     with pytest.raises(OptionError, match="reencode takes"):
         convert(src, str(tmp_path / "x"), to="webdataset", reencode={"size": 3})
+
+
+def test_mds_index_records_the_shard_size_limit_as_mdswriter_does(tmp_path, source):
+    """MDSWriter writes its size_limit into every shard's entry of index.json (67108864 by
+    default); a reader that plans downloads by it must see what bounded the shards."""
+    convert(source, str(tmp_path / "a"), to="mds")
+    convert(source, str(tmp_path / "b"), to="mds", shard_bytes=300)
+    for name, limit in (("a", 1 << 26), ("b", 300)):
+        shards = json.load(open(tmp_path / name / "index.json"))["shards"]
+        assert shards and {s["size_limit"] for s in shards} == {limit}, name
+    assert len(json.load(open(tmp_path / "b" / "index.json"))["shards"]) > 1
+
+
+def test_a_tfrecords_name_is_one_file_too(tmp_path, source):
+    """TensorFlow's other spelling, .tfrecords, names one file (with DALI's index beside it),
+    as .tfrecord does; it converts back byte for byte."""
+    convert(source, str(tmp_path / "out.tfrecords"))
+    assert (tmp_path / "out.tfrecords").is_file() and (tmp_path / "out.tfindex").is_file()
+    convert(str(tmp_path / "out.tfrecords"), str(tmp_path / "back.rec"))
+    assert read(tmp_path / "back.rec") == read(source)
+    assert read(tmp_path / "back.idx") == read(source[:-4] + ".idx")

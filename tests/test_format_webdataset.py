@@ -137,3 +137,56 @@ def test_a_cut_shard_says_where(tmp_path, samples):
     (tmp_path / "j.tar").write_bytes(b"not a tar at all" * 100)
     with pytest.raises(RecordFormatError, match=r"j\.tar, byte offset 0: not a tar member"):
         codec.check(str(tmp_path / "j.tar"))
+
+
+def test_tars_with_pax_and_gnu_long_names_are_read(tmp_path, photos):
+    """webdataset's own TarWriter writes pax headers; Python's tarfile writes them for long
+    or non-ASCII names (pax) and, in GNU format, long names as ././@LongLink members."""
+    import cv2
+    import webdataset as wds
+    jpegs = [cv2.imencode(".jpg", p[:64, :64, ::-1])[1].tobytes() for _, p in photos[:3]]
+    with wds.TarWriter(str(tmp_path / "w.tar")) as sink:
+        for i, data in enumerate(jpegs):
+            sink.write({"__key__": "sample%04d" % i, "jpg": data, "cls": i + 4})
+    long = "d" * 120 + "/photo_ü"
+    for name, fmt in (("pax.tar", tarfile.PAX_FORMAT), ("gnu.tar", tarfile.GNU_FORMAT)):
+        with tarfile.open(tmp_path / name, "w", format=fmt) as t:
+            for i, data in enumerate(jpegs):
+                for ext, payload in (("jpg", data), ("cls", b"%d" % (i + 4))):
+                    info = tarfile.TarInfo("%s%d.%s" % (long, i, ext))
+                    info.size, info.mtime = len(payload), 1.5  # a fraction: pax for it too
+                    t.addfile(info, io.BytesIO(payload))
+    for name in ("w.tar", "pax.tar", "gnu.tar"):
+        located = codec.scan(str(tmp_path / name))
+        got = [codec.read(str(tmp_path / name), loc, position=i) for i, loc in enumerate(located)]
+        assert [(s.key, s.label, s.image) for s in got] == [
+            (i, float(i + 4), data) for i, data in enumerate(jpegs)], name
+    assert located[0]["__key__"] == long + "0"
+
+
+def test_numbered_samples_of_other_writers_take_their_position(tmp_path, photos):
+    """img2dataset's shards: 000000005.jpg + 000000005.json (its own metadata) + .cls: the
+    names are numbers, but the .json is not recpack's, so the keys are positions."""
+    import json
+
+    import cv2
+
+    from mxnet_recpack.formats.items import ShardItems
+    from mxnet_recpack.formats.webdataset.format import WEBDATASET
+    data = cv2.imencode(".jpg", photos[0][1][:32, :32, ::-1])[1].tobytes()
+    members = []
+    for n in (5, 9, 2):
+        members += [("%09d.jpg" % n, data), ("%09d.cls" % n, b"1"),
+                    ("%09d.json" % n, json.dumps({"url": "x", "key": "%09d" % n}).encode())]
+    _tar(tmp_path / "00000.tar", members)
+    items = ShardItems(WEBDATASET, str(tmp_path / "00000.tar"))
+    assert list(items.record_keys) == [0, 1, 2]
+    assert [items.sample(i).key for i in range(3)] == [0, 1, 2]
+
+
+def test_a_class_float32_cannot_hold_is_refused(tmp_path):
+    _tar(tmp_path / "big.tar", [("a.jpg", b"\xff\xd8\xffA"), ("a.cls", b"16777217")])
+    loc = codec.scan(str(tmp_path / "big.tar"))[0]
+    with pytest.raises(RecordFormatError, match=r"sample 'a': integer label 16777217 cannot "
+                                                r"be stored exactly"):
+        codec.read(str(tmp_path / "big.tar"), loc)

@@ -39,8 +39,10 @@ class ShardFormat:
 
     #: The format's name in the table, ``--to``/``--from``.
     name = None
-    #: The suffix of a shard (``.tar``).
+    #: The suffix of a shard it writes in a folder (``.tar``), and every suffix that names a
+    #: shard file as a target or an input (``.tfrecord`` and ``.tfrecords``).
     suffix = None
+    suffixes = ()
     #: True when only a folder can hold the output (MDS: ``index.json`` + shards).
     folder_only = False
     #: Shard size limit when none is given (bytes).
@@ -49,6 +51,10 @@ class ShardFormat:
     needs_layout = False
     #: Extra files that go with each shard: ``(suffix, what)``.
     shard_extras = ()
+
+    def names_shard(self, name):
+        """The suffix of ``name`` when it names one of this format's shards, else None."""
+        return next((x for x in self.suffixes or (self.suffix,) if name.endswith(x)), None)
 
     def folder_name(self, number, total):
         """A shard's name in a folder target."""
@@ -89,7 +95,7 @@ class ShardTarget:
         self.fmt = fmt
         self.pattern = None
         base = os.path.basename(path.rstrip("/"))
-        is_file = base.endswith(fmt.suffix) and not fmt.folder_only
+        is_file = bool(fmt.names_shard(base)) and not fmt.folder_only
         if is_file and (_BRACES.search(base) or _PRINTF.search(base)):
             self.kind = "pattern"
             self.path = path
@@ -126,7 +132,7 @@ class ShardTarget:
             return os.path.lexists(self.path) or os.path.exists(self.manifest)
         if self.kind == "folder":
             return os.path.isdir(self.path) and any(
-                n == MANIFEST or n.endswith(self.fmt.suffix) or n == "index.json"
+                n == MANIFEST or self.fmt.names_shard(n) or n == "index.json"
                 for n in os.listdir(self.path))
         return os.path.exists(self.manifest) or os.path.exists(self.final_names(1)[0])
 
@@ -291,7 +297,7 @@ class ShardSink:
     def _open_shard(self):
         path = self._tmp(len(self.shards))
         with io_step("creating the shard %s" % path):
-            self.writer = self.fmt.writer(path, self.options)
+            self.writer = self.fmt.writer(path, dict(self.options, shard_bytes=self.shard_bytes))
 
     def _close_shard(self):
         writer, self.writer = self.writer, None
@@ -329,7 +335,7 @@ class ShardSink:
             files.append({"name": os.path.relpath(final, self.target.folder),
                           "records": entry["records"], "bytes": entry["bytes"]})
             for suffix, _ in self.fmt.shard_extras:
-                extra = final[:-len(self.fmt.suffix)] + suffix
+                extra = final[:-len(self.fmt.names_shard(final) or self.fmt.suffix)] + suffix
                 members.append((self._tmp(number, suffix), extra))
                 files.append({"name": os.path.relpath(extra, self.target.folder),
                               "bytes": os.path.getsize(self._tmp(number, suffix))})

@@ -126,8 +126,8 @@ def _pick_label(pa, schema, features, label_column, default_label, where):
         if name is None and default_label is None:
             raise RecordFormatError(
                 "no label column%s: the columns are %s. Name it with label_column= "
-                "(--label-column), or give every record the same label with default_label= "
-                "(--default-label)" % (" (several ClassLabel columns: %s)" % ", ".join(classes)
+                "(--label-column), or give every record the same label with label= "
+                "(--label)" % (" (several ClassLabel columns: %s)" % ", ".join(classes)
                                       if classes else "", _listing(schema)), path=where)
     if name is None:
         return None, None
@@ -215,7 +215,7 @@ def _foreign_label(raw, columns, row, where):
     if raw is None:
         if columns.default is None:
             raise RecordFormatError("row %d: the label (column %r) is null: give a label to "
-                                    "every row, or pass default_label= (--default-label)"
+                                    "every row, or pass label= (--label)"
                                     % (row, columns.label), path=where)
         label = columns.default
     else:

@@ -28,6 +28,7 @@ class _Shard:
 class TFRecordFormat(ShardFormat):
     name = "tfrecord"
     suffix = codec.SUFFIX
+    suffixes = _SUFFIXES
     default_shard_bytes = 1 << 30
     shard_extras = ((codec.INDEX_SUFFIX, "DALI's index of the shard"),)
 

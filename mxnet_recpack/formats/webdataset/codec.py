@@ -18,6 +18,7 @@ import os
 import tarfile
 
 from ...errors import RecordFormatError
+from ...format.header import label_problem
 from ...images.encodings import extension, sniff
 from ..sample import is_integral, sample_from_metadata, sample_metadata
 
@@ -91,33 +92,75 @@ class ShardWriter:
             self._fd = None
 
 
+#: Members that describe the next one (POSIX pax, GNU long names) or the archive: read for the
+#: name and size they give, never samples themselves. webdataset's own TarWriter and Python's
+#: tarfile write pax headers for long or non-ASCII names and fractional mtimes.
+_NEXT_PAX, _GLOBAL_PAX = (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE), tarfile.XGLTYPE
+_LONG_NAME, _LONG_LINK = tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK
+
+
 def _headers(f, path, size):
     """``(name, data offset, size)`` of every member, from the headers alone."""
-    at = 0
+    at, pending = 0, {}
     while at + BLOCK <= size:
         f.seek(at)
         head = f.read(BLOCK)
         if head == b"\0" * BLOCK:
             return
         try:
-            info = tarfile.TarInfo.frombuf(head, "utf-8", "strict")
+            info = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
         except tarfile.HeaderError as exc:
             raise RecordFormatError("not a tar member header (%s): the shard is damaged, or not "
                                     "a tar file" % exc, path=path, offset=at) from None
-        if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE):
-            raise RecordFormatError("tar member %r is not a regular file (type %r): webdataset "
-                                    "shards hold files only" % (info.name, info.type), path=path,
-                                    offset=at)
         if at + BLOCK + info.size > size:
             raise RecordFormatError("tar member %r declares %d bytes but the shard ends first "
                                     "(an interrupted write?)" % (info.name, info.size),
                                     path=path, offset=at)
-        if info.type != tarfile.DIRTYPE:
-            yield info.name, at + BLOCK, info.size
+        if info.type in _NEXT_PAX + (_GLOBAL_PAX, _LONG_NAME, _LONG_LINK):
+            data = f.read(info.size)
+            if info.type in _NEXT_PAX:
+                pending.update(_pax_fields(data, path, at))
+            elif info.type == _LONG_NAME:
+                pending["path"] = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+        elif info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE):
+            raise RecordFormatError("tar member %r is not a regular file (type %r): webdataset "
+                                    "shards hold files only" % (info.name, info.type), path=path,
+                                    offset=at)
+        else:
+            length = int(pending.get("size", info.size))
+            if at + BLOCK + length > size:
+                raise RecordFormatError("tar member %r declares %d bytes but the shard ends "
+                                        "first (an interrupted write?)" % (info.name, length),
+                                        path=path, offset=at)
+            if info.type != tarfile.DIRTYPE:
+                yield pending.get("path", info.name), at + BLOCK, length
+            info.size, pending = length, {}
         at += BLOCK + info.size + (-info.size % BLOCK)
     if at < size:
         raise RecordFormatError("the shard ends inside a tar header (an interrupted write?)",
                                 path=path, offset=at)
+
+
+def _pax_fields(data, path, at):
+    """The ``path`` and ``size`` of a pax extended header (records ``LEN key=value\\n``)."""
+    fields, pos = {}, 0
+    while pos < len(data) and data[pos:pos + 1] != b"\0":
+        length, _, rest = data[pos:pos + 20].partition(b" ")
+        try:
+            n = int(length)
+            key, _, value = data[pos + len(length) + 1:pos + n - 1].partition(b"=")
+        except ValueError:
+            raise RecordFormatError("a damaged pax header (%r)" % bytes(data[pos:pos + 40]),
+                                    path=path, offset=at) from None
+        if n <= 0 or not rest:
+            raise RecordFormatError("a damaged pax header", path=path, offset=at)
+        if key in (b"path", b"size"):
+            fields[key.decode()] = value.decode("utf-8", "surrogateescape")
+        pos += n
+    if "size" in fields and not fields["size"].isdigit():
+        raise RecordFormatError("a pax header gives size %r" % fields["size"], path=path,
+                                offset=at)
+    return fields
 
 
 def _split(name):
@@ -156,6 +199,25 @@ def scan(path):
     return [samples[p] for p in order]
 
 
+def own_metadata(path, locator, fd=None):
+    """The header fields of a sample recpack wrote (its ``.json`` has them), else None."""
+    if "json" not in locator:
+        return None
+    offset, size = locator["json"]
+    if fd is None:
+        with open(path, "rb") as f:
+            raw = os.pread(f.fileno(), size, offset)
+    else:
+        raw = os.pread(fd, size, offset)
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(meta, dict) and all(k in meta for k in ("key", "flag", "label", "id", "id2")):
+        return meta
+    return None
+
+
 def read(path, locator, *, position=0, label=None, fd=None):
     """The Sample of a scanned sample: from its ``.json`` when recpack wrote it; otherwise (a
     shard another tool wrote) key = ``position`` (its place in the shard set), the label from
@@ -169,13 +231,13 @@ def read(path, locator, *, position=0, label=None, fd=None):
             return os.pread(fd, size, offset)
         image = next((e for e in locator if e in _IMAGE_EXTS), None)
         data = member(image) if image else b""
-        if "json" in locator:
+        meta = own_metadata(path, locator, fd)
+        if meta is not None:
             try:
-                meta = json.loads(member("json"))
-                if "flag" in meta and "id" in meta:
-                    return sample_from_metadata(meta, data)
-            except (ValueError, KeyError, TypeError):
-                pass
+                return sample_from_metadata(meta, data)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RecordFormatError("sample %r: its .json header fields are damaged (%s)"
+                                        % (locator["__key__"], exc), path=path) from None
         return _foreign(path, locator, data, position, label, member)
     finally:
         if own:
@@ -191,6 +253,9 @@ def _foreign(path, locator, data, position, label, member):
         except ValueError:
             raise RecordFormatError("sample %r: its .cls holds %r, not an integer class"
                                     % (locator["__key__"], text[:40]), path=path) from None
+        problem = label_problem(value)
+        if problem:  # RecordIO labels are float32
+            raise RecordFormatError("sample %r: %s" % (locator["__key__"], problem), path=path)
     elif label is not None:
         value = float(label)
     else:

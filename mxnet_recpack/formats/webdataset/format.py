@@ -14,16 +14,22 @@ class _Shard:
     def __init__(self, path, first, label):
         self.path, self.first, self.label = path, first, label
         self.locators = codec.scan(path)
+        self._keys = None
 
     def __len__(self):
         return len(self.locators)
 
     def key_hint(self, j):
-        """The key recpack's own samples carry in their name (read later, and checked)."""
-        prefix = self.locators[j]["__key__"]
-        if "json" in self.locators[j] and prefix.isdigit():
-            return int(prefix)
-        return None
+        """The key of a sample recpack wrote (its .json has the header fields; the whole
+        sample is read later, and checked); other writers' samples take their position, even
+        when their names are numbers (img2dataset's 000000005.jpg + .json)."""
+        if self._keys is None:  # every .json of the shard through one descriptor
+            with open(self.path, "rb") as f:
+                metas = [codec.own_metadata(self.path, loc, f.fileno())
+                         for loc in self.locators]
+            self._keys = [self.first + j if m is None else int(m["key"])
+                          for j, m in enumerate(metas)]
+        return self._keys[j]
 
     def read(self, j):
         return codec.read(self.path, self.locators[j], position=self.first + j,
