@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 FAST      := not slow and not s3 and not dask and not notebooks and not crossenv
 
 .PHONY: demo test test-fast lint venv venvs check-python benchmark benchmark-reader \
-        benchmark-files benchmark-ops benchmark-versions clean
+        benchmark-files benchmark-ops benchmark-versions benchmark-formats clean
 
 venv: $(VENV)/.installed
 
@@ -54,7 +54,7 @@ $(VENV)/.installed: setup.py pyproject.toml | check-python
 $(VENV_NOMX)/.installed: setup.py pyproject.toml | check-python
 	@test -x $(NOMXPY) || $(PYTHON) -m venv $(VENV_NOMX)
 	$(NOMXPY) -m pip install --quiet --upgrade pip
-	$(NOMXPY) -m pip install --quiet -e ".[test,test-torch,test-dali,test-formats]" "numpy>=2"
+	$(NOMXPY) -m pip install --quiet -e ".[test,test-torch,test-dali,test-formats,test-notebooks]" "numpy>=2"
 	$(NOMXPY) -m pip install --quiet --no-deps "mosaicml-streaming==0.13.0"
 	@touch $@
 
@@ -111,6 +111,9 @@ benchmark-ops: $(VENV)/.installed
 
 benchmark-versions: $(VENV)/.installed
 	$(VPY) benchmarks/bench_versions.py
+
+benchmark-formats: $(VENV)/.installed $(VENV_NOMX)/.installed
+	$(VPY) benchmarks/bench_formats.py --nomx-python $(NOMXPY)
 
 clean:
 	rm -rf $(VENV) $(VENV_NOMX) $(VENV_NEW) build *.egg-info .pytest_cache demo_output

@@ -270,3 +270,25 @@ def test_the_missing_mxnet_advice_fits_this_python():
     else:
         assert "MXNet has no release for Python %d.%d" % sys.version_info[:2] in INSTALL_HINT
         assert "python3.11 -m venv" in INSTALL_HINT
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_license_and_the_demo_photos(tmp_path):
+    import shutil
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = tmp_path / "source"  # setuptools builds in the source tree: a copy, not the clone
+    shutil.copytree(os.path.join(here, "mxnet_recpack"), source / "mxnet_recpack",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.py", "pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(os.path.join(here, name), source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                            str(tmp_path), str(source)], capture_output=True, text=True,
+                           timeout=600)
+    assert built.returncode == 0, built.stderr
+    import zipfile
+    [wheel] = [p for p in os.listdir(tmp_path) if p.endswith(".whl")]
+    names = zipfile.ZipFile(tmp_path / wheel).namelist()
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE")
+               for n in names), names
+    assert sum(n.startswith("mxnet_recpack/sample_data/") and n.endswith(".jpg")
+               for n in names) == 5

@@ -1,27 +1,131 @@
-"""The README's commands are the ones that work: its command-line block runs verbatim here."""
+"""The README and the docs say what works: the README's blocks run as written, in order, in a
+fresh folder (the blocks' own text, read from the file), and so do the docs' command lines."""
 import os
 import re
 import subprocess
 import sys
 
+import pytest
+
 import mxnet_recpack as rp
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(HERE, "README.md")
 
 
-def readme_block(heading):
-    text = open(README, encoding="utf-8").read()
+def readme_block(heading, path=README):
+    text = open(path, encoding="utf-8").read()
     section = text.split("## " + heading, 1)[1]
     return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
 
 
-def test_readme_command_line_block_runs_as_written(tmp_path, real_reader):
+def doc(name):
+    return os.path.join(HERE, "docs", name)
+
+
+def readme_blocks():
+    """Every fenced block of the README, in order: (heading, language, text)."""
+    text = open(README, encoding="utf-8").read()
+    blocks, heading = [], None
+    for match in re.finditer(r"^## ([^\n]*)$|^```(\w+)\n(.*?)^```", text, re.S | re.M):
+        if match.group(1):
+            heading = match.group(1).strip()
+        else:
+            blocks.append((heading, match.group(2), match.group(3)))
+    return blocks
+
+
+#: The clone's two commands: `make test` cannot run inside the tests; the targets' existence is
+#: checked by test_readme_quick_start_targets_exist, and CI runs both.
+CLONE = "Quick start from a clone"
+
+
+def _run_readme(tmp_path, needs):
+    """Run the README's blocks in order in ``tmp_path``; a Python block that imports a framework
+    this environment lacks (torch or mxnet) is left to the environment that has it."""
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    ran = []
+    for n, (heading, language, text) in enumerate(readme_blocks()):
+        if heading == CLONE:
+            continue
+        assert language in ("sh", "python"), (heading, language)
+        if language == "python":
+            framework = set(re.findall(r"^import (torch|mxnet)\b", text, re.M))
+            if framework - needs:
+                continue
+            script = tmp_path / ("block%d.py" % n)
+            script.write_text(text)
+            command = [sys.executable, str(script)]
+        else:
+            command = ["bash", "-e", "-c", text]
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=600)
+        assert result.returncode == 0, (heading, text, result.stdout, result.stderr)
+        ran.append((heading, result.stdout + result.stderr))
+    return ran
+
+
+def _first_steps_made_a_whole_file(tmp_path, real_reader, ran):
+    assert [h for h, _ in ran][:1] == ["First steps"]
+    records = real_reader(str(tmp_path / "data_train.rec"))
+    lines = open(tmp_path / "data_train.lst").read().splitlines()
+    assert len(records) == len(lines) == 19  # 80% of 24 photos
+    assert [label for label, _, _ in records] == [float(line.split("\t")[1]) for line in lines]
+    assert all(pixels.shape == (112, 112, 3) for _, _, pixels in records)
+    assert "OK, 19 records" in ran[0][1]
+
+
+@pytest.mark.torch
+def test_readme_blocks_run_in_order_with_pytorch(tmp_path, real_reader):
+    """The pip user's path: the first-steps block, then the PyTorch loop over its file."""
+    ran = _run_readme(tmp_path, {"torch"})
+    _first_steps_made_a_whole_file(tmp_path, real_reader, ran)
+    assert len(ran) == 2 and re.findall(r"^epoch (\d) loss \d", ran[1][1], re.M) == ["0", "1", "2"]
+
+
+@pytest.mark.mxnet
+def test_readme_blocks_run_in_order_with_mxnet(tmp_path, real_reader):
+    """The Gluon user's path: the first-steps block, then Gluon's transforms into a file that
+    MXNet's own readers train from."""
+    ran = _run_readme(tmp_path, {"mxnet"})
+    _first_steps_made_a_whole_file(tmp_path, real_reader, ran)
+    assert len(ran) == 2 and "one epoch, loss" in ran[1][1]
+    records = real_reader(str(tmp_path / "gluon_train.rec"))
+    assert len(records) == 19 and min(min(p.shape[:2]) for _, _, p in records) == 96
+
+
+def test_every_readme_block_is_run_somewhere():
+    """Each block runs in one of the two tests above (or is the clone's make commands)."""
+    for heading, language, text in readme_blocks():
+        if heading == CLONE:
+            assert text.split()[:2] == ["make", "demo"], text
+            continue
+        imports = set(re.findall(r"^import (torch|mxnet)\b", text, re.M))
+        assert language == "sh" or len(imports) <= 1, (heading, text)
+
+
+def test_readme_links_resolve_and_the_package_index_gets_absolute_ones():
+    text = open(README, encoding="utf-8").read()
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    assert len(links) >= 10
+    for link in links:
+        if not link.startswith("https://"):
+            assert os.path.exists(os.path.join(HERE, link)), link
+    shown = subprocess.run([sys.executable, "setup.py", "--long-description"], cwd=HERE,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    described = re.findall(r"\]\(([^)]+)\)", shown.stdout)
+    assert len(described) == len(re.findall(r"\]\(([^)]+)\)", text))
+    assert all(link.startswith("https://") for link in described), described
+
+
+def test_the_command_line_doc_block_runs_as_written(tmp_path, real_reader):
     rp.samples.make_image_folder(str(tmp_path / "images"), classes=2, per_class=6,
                                  long_side=(300, 400))
     (tmp_path / "data").mkdir()
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     ran = 0
-    for line in readme_block("Command line").splitlines():
+    for line in readme_block("Command line", doc("usage.md")).splitlines():
         command = line.split("#", 1)[0].strip()
         if not command:
             continue
@@ -40,11 +144,11 @@ def test_readme_command_line_block_runs_as_written(tmp_path, real_reader):
 def test_readme_quick_start_targets_exist():
     makefile = open(os.path.join(os.path.dirname(README), "Makefile")).read()
     for command in ("make demo", "make test"):
-        assert command in readme_block("Quick start")
+        assert command in readme_block(CLONE)
         assert re.search(r"^%s:" % command.split()[1], makefile, re.M)
 
 
-def test_readme_existing_files_block_runs_as_written(tmp_path, real_reader):
+def test_the_existing_files_doc_block_runs_as_written(tmp_path, real_reader):
     from helpers import noise_jpegs
     images = noise_jpegs(12)
     with rp.RecordFileWriter(str(tmp_path / "a.rec")) as w:
@@ -58,7 +162,8 @@ def test_readme_existing_files_block_runs_as_written(tmp_path, real_reader):
     (tmp_path / "data").mkdir()
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     ran = 0
-    for line in readme_block("Working with existing files").splitlines():
+    for line in re.search(r"```sh\n(.*?)```", open(doc("existing-files.md")).read(),
+                          re.S).group(1).splitlines():
         command = line.split("#", 1)[0].strip()
         if command:
             result = subprocess.run(command, shell=True, cwd=tmp_path, env=env,
