@@ -36,6 +36,7 @@ _LAZY = {
     "rebuild_index": ("ops.index", "rebuild_index"),
     "salvage": ("ops.index", "salvage"),
     "RecordDataset": ("reader", "RecordDataset"),
+    "RecordLoader": ("loader.core", "RecordLoader"),
     "merge": ("ops.edit", "merge"),
     "split": ("ops.edit", "split"),
     "shuffle": ("ops.edit", "shuffle"),
@@ -50,7 +51,7 @@ __all__ = ["__version__"] + sorted(list(_LAZY) + list(_GLUON)) + _errors.__all__
 
 #: Subpackages and modules reachable as attributes (``mxnet_recpack.samples``).
 _SUBMODULES = {"cli", "errors", "format", "gluon", "images", "inspection", "ops", "pack",
-               "options", "pipeline", "reader", "samples", "sources", "storage", "demo"}
+               "options", "pipeline", "reader", "loader", "samples", "sources", "storage", "demo"}
 
 
 def _import(name):

@@ -20,6 +20,7 @@ ALLOWED = {
     "formats": {"errors", "options", "format", "storage", "images", "sources"},
     "pipeline": {"errors", "options", "format", "storage", "images", "formats"},
     "reader": {"errors", "options", "format", "storage", "images", "sources"},
+    "loader": {"errors", "options", "format", "storage", "images", "sources", "reader"},
     "inspection": {"errors", "options", "format", "storage", "images", "sources"},
     "ops": {"errors", "options", "format", "storage", "images", "sources", "formats",
             "pipeline"},

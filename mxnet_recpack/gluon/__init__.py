@@ -15,6 +15,7 @@ import importlib
 import sys
 
 from ..errors import MissingDependencyError
+from ..loader.outputs import register_output
 from ..pipeline import adapters
 from .adapter import GluonAdapter
 from .patch import install_hook
@@ -35,9 +36,22 @@ else:  # MXNet 1.9.1, the last release, has wheels for Python 3.8-3.11 only
 
 
 def install():
-    """Register the Gluon adapter and give Gluon's ``Dataset`` its ``to_recordio``."""
+    """Register the Gluon adapter, give Gluon's ``Dataset`` its ``to_recordio``, and let
+    ``RecordLoader(..., output="mxnet")`` make NDArrays."""
     adapters.register(GluonAdapter())
     install_hook()
+    register_output("mxnet", _ndarrays)
+
+
+def _ndarrays(images, labels):
+    """A loader's batch as MXNet NDArrays (copies: MXNet has no view of foreign memory)."""
+    mx = require_mxnet('RecordLoader(output="mxnet")')
+
+    def nd(x):
+        if isinstance(x, list):
+            return [nd(v) for v in x]
+        return mx.nd.array(x, dtype=x.dtype) if hasattr(x, "dtype") else x
+    return nd(images), nd(labels)
 
 
 def require_mxnet(what):
