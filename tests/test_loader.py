@@ -265,3 +265,23 @@ def test_mxnet_batches_are_ndarrays(rec):
     assert isinstance(images, mx.nd.NDArray) and images.shape == (8, 40, 48, 3)
     assert labels.dtype == np.float32
     np.testing.assert_array_equal(images[2].asnumpy(), RecordDataset(rec)[2][0])
+
+
+@pytest.mark.s3
+def test_records_at_a_url_come_in_coalesced_requests(rec, s3, s3_proxy):
+    """A batch's records at s3:// are fetched in a few ranged requests, not one each."""
+    from mxnet_recpack.sources.records import RecordSet
+    fs, bucket = s3
+    fs.put_file(rec, "%s/l/a.rec" % bucket)
+    fs.put_file(rec[:-4] + ".idx", "%s/l/a.idx" % bucket)
+    options = {"client_kwargs": {"endpoint_url": s3_proxy.url}}
+    remote, local = RecordSet("s3://%s/l/a.rec" % bucket, storage_options=options), \
+        RecordSet(rec)
+    positions = [5, 3, 4, 30, 31, 6, 0]
+    before = len(s3_proxy.exchanges)
+    got = remote.records_at(positions)
+    gets = [e for e in s3_proxy.exchanges[before:] if e[0] == "GET"]
+    assert 1 <= len(gets) <= 2, gets  # one range covers the whole small file's batch
+    for (key, header, body), i in zip(got, positions):
+        want = local.record(i)
+        assert key == want[0] and header == want[1] and bytes(body) == bytes(want[2])

@@ -12,7 +12,6 @@ import glob
 import mmap
 import os
 import struct
-import threading
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from ..format.header import HEADER_SIZE, unpack_record
 from ..format.index import read_index
 from ..format.names import index_path_for
 from ..storage import check_regular_file, is_url
+from .files import RecordFiles
 
 __all__ = ["RecordSet", "expand_paths"]
 
@@ -78,74 +78,6 @@ def expand_paths(paths):
     return out
 
 
-class _Files:
-    """Per-process, thread-safe access to the record files (dropped when pickled)."""
-
-    def __init__(self, paths, storage_options):
-        self.paths = paths
-        self.storage_options = storage_options
-        self._pid = None
-        self._lock = threading.Lock()
-        self._open = {}
-
-    def __getstate__(self):
-        return {"paths": self.paths, "storage_options": self.storage_options}
-
-    def __setstate__(self, state):
-        self.__init__(state["paths"], state["storage_options"])
-
-    def _handle(self, f):
-        if self._pid != os.getpid():  # a fresh process (fork): never reuse the parent's
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._open, self._pid = {}, os.getpid()
-        handle = self._open.get(f)
-        if handle is None:
-            with self._lock:
-                handle = self._open.get(f)
-                if handle is None:
-                    handle = self._open_file(self.paths[f])
-                    self._open[f] = handle
-        return handle
-
-    def _open_file(self, path):
-        if is_url(path):
-            from ..storage.remote import filesystem
-            return ("url",) + tuple(filesystem(path, self.storage_options))
-        return ("fd", os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)))
-
-    def read(self, f, offset, size):
-        """``size`` bytes at ``offset`` of file ``f`` (fewer only at the end of the file)."""
-        handle = self._handle(f)
-        if handle[0] == "url":
-            from ..storage.remote import remote_errors
-            with remote_errors(self.paths[f], "reading records"):
-                return handle[1].cat_file(handle[2], start=offset, end=offset + size)
-        if hasattr(os, "pread"):
-            return os.pread(handle[1], size, offset)
-        with self._lock:  # pragma: no cover - Windows: no pread
-            os.lseek(handle[1], offset, os.SEEK_SET)
-            return os.read(handle[1], size)
-
-    def fd(self, f):
-        """The descriptor of local file ``f``."""
-        return self._handle(f)[1]
-
-    def size(self, f):
-        handle = self._handle(f)
-        if handle[0] == "url":
-            from ..storage.remote import remote_errors
-            with remote_errors(self.paths[f], "looking it up"):
-                return handle[1].size(handle[2])
-        return os.fstat(handle[1]).st_size
-
-    def close(self):
-        for handle in self._open.values():
-            if handle[0] == "fd":
-                os.close(handle[1])
-        self._open = {}
-
-
 class RecordSet:
     """The records of one or more indexed record files, by position, without decoding.
 
@@ -173,7 +105,7 @@ class RecordSet:
     def __init__(self, paths, *, storage_options=None, images_only=False, scan=False):
         self.paths = expand_paths(paths)
         self._scan = scan
-        self._files = _Files(self.paths, storage_options)
+        self._files = RecordFiles(self.paths, storage_options)
         keys, offsets, sizes, files = [], [], [], []
         #: The files that have no .idx: their records were found by scanning the frames.
         self.scanned = set()
@@ -366,7 +298,22 @@ class RecordSet:
     def payload(self, i):
         """The whole payload of the record at position ``i`` (frames joined, checked)."""
         f, offset, size = int(self._file[i]), int(self._offsets[i]), int(self._sizes[i])
-        data = self._files.read(f, offset, size)
+        return self._payload_of(self._files.read(f, offset, size), f, offset)
+
+    def records_at(self, positions):
+        """``record(i)`` of each of ``positions``, their bytes read together: at a URL,
+        neighbouring records come in one ranged request, a few requests in flight."""
+        positions = [int(i) for i in positions]
+        where = [(int(self._file[i]), int(self._offsets[i]), int(self._sizes[i]))
+                 for i in positions]
+        out = []
+        for i, (f, offset, _), data in zip(positions, where, self._files.read_many(where)):
+            header, body = unpack_record(self._payload_of(data, f, offset), offset=offset,
+                                         path=self.paths[f])
+            out.append((int(self.keys[i]), header, body))
+        return out
+
+    def _payload_of(self, data, f, offset):
         if len(data) >= 8:
             magic, lrec = _FRAME.unpack_from(data)
             length = lrec & ((1 << 29) - 1)
