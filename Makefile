@@ -2,8 +2,9 @@
 #   make demo       create .venv if needed, install, pack the built-in sample images and read them back
 #   make test       lint, then the whole test suite in every environment it needs (created if missing):
 #                     .venv            Python 3.8-3.11 with MXNet 1.9.1 (numpy<1.24): everything
-#                     .venv-nomx       the same Python, numpy 2, no MXNet, PyTorch CPU, NVIDIA DALI
-#                                      and the formats' own libraries
+#                     .venv-nomx       the same Python, numpy 2, no MXNet, PyTorch CPU, NVIDIA DALI,
+#                                      the formats' own libraries, and Playwright driving Debian's
+#                                      chromium (installed with apt-get when missing, as root)
 #                     .venv-new        a Python 3.12+ if the machine has one: the MXNet-free suite
 #   make test-fast  the MXNet environment only, without the slow, S3, Dask and notebook tests,
 #                   and the crash test at every 9th file-system call instead of every one
@@ -26,7 +27,7 @@ GOLDEN    := build/golden
 PYTEST_ARGS ?=
 FAST      := not slow and not s3 and not dask and not notebooks and not crossenv
 
-.PHONY: demo test test-fast lint venv venvs check-python benchmark benchmark-reader \
+.PHONY: demo test test-fast lint venv venvs check-python chromium benchmark benchmark-reader \
         benchmark-files benchmark-ops benchmark-versions benchmark-formats clean
 
 venv: $(VENV)/.installed
@@ -54,7 +55,8 @@ $(VENV)/.installed: setup.py pyproject.toml | check-python
 $(VENV_NOMX)/.installed: setup.py pyproject.toml | check-python
 	@test -x $(NOMXPY) || $(PYTHON) -m venv $(VENV_NOMX)
 	$(NOMXPY) -m pip install --quiet --upgrade pip
-	$(NOMXPY) -m pip install --quiet -e ".[test,test-torch,test-dali,test-formats,test-notebooks]" "numpy>=2"
+	$(NOMXPY) -m pip install --quiet -e \
+	  ".[test,test-torch,test-dali,test-formats,test-notebooks,test-browser]" "numpy>=2"
 	$(NOMXPY) -m pip install --quiet --no-deps "mosaicml-streaming==0.13.0"
 	@touch $@
 
@@ -69,6 +71,14 @@ $(VENV_NEW)/.installed: setup.py pyproject.toml
 
 venvs: $(VENV)/.installed $(VENV_NOMX)/.installed $(if $(NEW_PYTHON),$(VENV_NEW)/.installed)
 
+# The browser tests (`recpack browse`) drive Debian's chromium through Playwright.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "error: the browser tests need Chromium: run 'sudo apt-get install chromium'" \
+	    "(Debian, Ubuntu: chromium-browser), then make test again"; exit 1; fi
+
 demo: $(VENV)/.installed
 	$(VPY) -m mxnet_recpack.demo
 
@@ -77,12 +87,12 @@ lint: $(VENV)/.installed
 
 # The MXNet environment writes the cross-environment files ($(GOLDEN)), checked by MXNet's own
 # readers; the others write the same files and compare them byte for byte.
-test: lint venvs
+test: lint venvs chromium
 	@rm -rf $(GOLDEN) && mkdir -p $(GOLDEN)
 	@echo "== 1/3: $$($(VPY) -c 'import sys, numpy; print("Python %d.%d" % sys.version_info[:2], "numpy", numpy.__version__)'), MXNet ($(VENV))"
 	RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) RECPACK_REQUIRE=insightface $(VPY) -m pytest $(PYTEST_ARGS)
-	@echo "== 2/3: $$($(NOMXPY) -c 'import sys, numpy; print("Python %d.%d" % sys.version_info[:2], "numpy", numpy.__version__)'), no MXNet, PyTorch and DALI ($(VENV_NOMX))"
-	RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) RECPACK_REQUIRE=torch,dali,formats $(NOMXPY) -m pytest $(PYTEST_ARGS)
+	@echo "== 2/3: $$($(NOMXPY) -c 'import sys, numpy; print("Python %d.%d" % sys.version_info[:2], "numpy", numpy.__version__)'), no MXNet, PyTorch, DALI and Chromium ($(VENV_NOMX))"
+	RECPACK_GOLDEN_DIR=$(abspath $(GOLDEN)) RECPACK_REQUIRE=torch,dali,formats,browser $(NOMXPY) -m pytest $(PYTEST_ARGS)
 	@if [ -n "$(NEW_PYTHON)" ]; then \
 	  echo "== 3/3: $$($(NEWPY) -c 'import sys; print("Python %d.%d" % sys.version_info[:2])'), no MXNet ($(VENV_NEW))"; \
 	  req=$$($(NEWPY) -c 'import importlib.util as u; print("dali" if u.find_spec("nvidia.dali") else "")'); \

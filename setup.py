@@ -87,6 +87,9 @@ setup(
         # torch pin is the CPU wheel these machines carry (any torch works for users)
         "test-torch": ['torch==2.13.0; python_version == "3.11"'],
         "test-dali": ["nvidia-dali-cuda120>=1.30"],
+        # `recpack browse` in a real headless browser: Playwright drives Debian's chromium
+        # (the Makefile installs it; Playwright's own browser download is never run)
+        "test-browser": ["playwright>=1.40"],
         # each format read back by its own library: webdataset, datasets.load_dataset (Parquet),
         # the tfrecord package, and MosaicML streaming's reader (installed without its
         # dependencies by the Makefile: it pins numpy<2.2 and wants torchvision; these are the

@@ -4,10 +4,10 @@ scikit-image/scikit-learn, image folders, a SeaweedFS S3 server and a Dask clust
 Which environment this is decides which tests it runs: where MXNet imports, the tests marked
 ``mxnet``; where it does not, those marked ``nomx``. ``torch``, ``dali``, ``insightface`` and
 ``formats`` (the formats' own libraries: webdataset, pyarrow and datasets, tfrecord, MosaicML
-streaming) tests run where the packages are installed, and wherever ``RECPACK_REQUIRE`` lists
-them (``make test`` sets it) a missing package is an error, never a skip. ``crossenv`` tests
-need ``RECPACK_GOLDEN_DIR`` (the files the MXNet environment wrote in the same ``make test``
-run).
+streaming) and ``browser`` (Playwright driving Debian's chromium) tests run where the packages
+are installed, and wherever ``RECPACK_REQUIRE`` lists them (``make test`` sets it) a missing
+package is an error, never a skip. ``crossenv`` tests need ``RECPACK_GOLDEN_DIR`` (the files
+the MXNet environment wrote in the same ``make test`` run).
 """
 import os
 import re
@@ -47,7 +47,20 @@ GOLDEN = os.environ.get("RECPACK_GOLDEN_DIR")
 #: ``insightface``: its pip package installed without its dependencies (its ``__init__`` needs
 #: onnxruntime, whose wheels need numpy 2): its RecBuilder is loaded from its file.
 _PACKAGES = {"torch": "torch", "dali": "nvidia.dali", "insightface": "insightface",
-             "formats": "webdataset"}
+             "formats": "webdataset", "browser": "playwright"}
+#: Markers that also need a program: ``browser``, Debian's Chromium (driven by Playwright
+#: through its executable; Playwright's own browser download is never used).
+_PROGRAMS = {"browser": ("chromium", "chromium-browser")}
+
+
+def program(marker):
+    """The path of the program ``marker``'s tests need, or None."""
+    import shutil
+    return next(filter(None, map(shutil.which, _PROGRAMS.get(marker, ()))), None)
+
+
+def _installed(marker):
+    return have(_PACKAGES.get(marker, marker)) and (marker not in _PROGRAMS or program(marker))
 
 
 def pytest_report_header(config):
@@ -58,11 +71,13 @@ def pytest_report_header(config):
 
 
 def pytest_configure(config):
-    missing = sorted(r for r in REQUIRED if not have(_PACKAGES.get(r, r)))
+    missing = sorted(r for r in REQUIRED if not _installed(r))
     if missing:
         raise pytest.UsageError("RECPACK_REQUIRE lists %s, not installed in this environment: "
-                                "install the test-%s extra(s)" % (", ".join(missing),
-                                                                 ", test-".join(missing)))
+                                "install the test-%s extra(s)%s" % (
+                                    ", ".join(missing), ", test-".join(missing),
+                                    "; browser: and Debian's chromium (apt-get install "
+                                    "chromium)" if "browser" in missing else ""))
 
 
 def _unrunnable(item):
@@ -71,8 +86,8 @@ def _unrunnable(item):
         return "mxnet"
     if item.get_closest_marker("nomx") and MXNET:
         return "nomx"
-    for marker, module in _PACKAGES.items():
-        if item.get_closest_marker(marker) and not have(module):
+    for marker in _PACKAGES:
+        if item.get_closest_marker(marker) and not _installed(marker):
             return marker
     if item.get_closest_marker("crossenv") and not GOLDEN:
         return "crossenv"
@@ -118,6 +133,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                  "dali": "the numpy-2 environment (DALI)",
                  "formats": "the numpy-2 environment (the formats' own libraries)",
                  "insightface": "the MXNet environment (InsightFace's package)",
+                 "browser": "the numpy-2 environment (Playwright and Debian's chromium)",
                  "crossenv": "make test (RECPACK_GOLDEN_DIR)",
                  "reader": "environments with MXNet or DALI to read the files back"}
         terminalreporter.write_line("recpack: deselected here, they run in another environment: "

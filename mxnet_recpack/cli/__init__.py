@@ -2,8 +2,8 @@
 
 The CLI owns the terminal: a progress bar on a TTY, a one-line summary, errors as one line on
 stderr with a non-zero exit status. The library underneath only logs. One module per group of
-subcommands: ``im2rec``, ``records`` (index, verify), ``inspect`` (inspect, extract), ``edit``
-(merge, split, shuffle, filter, relabel, rewrite).
+subcommands: ``im2rec``, ``records`` (index, verify), ``inspect`` (inspect, extract), ``browse``,
+``edit`` (merge, split, shuffle, filter, relabel, rewrite).
 """
 
 import argparse
@@ -14,6 +14,7 @@ import sys
 
 from .._version import __version__
 from ..errors import RecpackError
+from .browse import add_browse
 from .convert import add_convert
 from .edit import add_edit_commands
 from .im2rec import add_im2rec
@@ -33,8 +34,8 @@ def build_parser():
                         help="log progress details (and show tracebacks of internal errors)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (add_im2rec, add_index, add_verify, add_inspect, add_extract, add_edit_commands,
-                add_convert):
+    for add in (add_im2rec, add_index, add_verify, add_inspect, add_extract, add_browse,
+                add_edit_commands, add_convert):
         add(sub)
     return parser
 

@@ -1,5 +1,7 @@
 """Look inside a record file: what it holds (``summary``: :func:`inspect_file`), what its images
-look like (``sheet``: :func:`contact_sheet`), and the images back out as files (``extract``).
+look like (``sheet``: :func:`contact_sheet`), the images back out as files (``extract``), and a
+web page on this machine to look through it (``browse``: :class:`~.browse.Browser`, served by
+:class:`~.browse.BrowseServer`; imported on use).
 
 A front door: may import ``format``, ``storage``, ``images`` and ``sources`` (record sets,
 InsightFace's layout); never mxnet.
