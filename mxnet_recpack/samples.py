@@ -153,13 +153,31 @@ def main(argv=None):
     parser.add_argument("--classes", type=int, default=3, help="subfolders (default: 3)")
     parser.add_argument("--per-class", type=int, default=8, help="photos in each (default: 8)")
     args = parser.parse_args(argv)
-    if os.path.exists(args.folder) and os.listdir(args.folder):
-        parser.error("%s is not empty: give a new folder" % args.folder)
+    if os.path.isdir(args.folder) and os.listdir(args.folder):
+        import tempfile
+        with tempfile.TemporaryDirectory() as scratch:  # what this command would write
+            want = make_image_folder(scratch, classes=args.classes,
+                                     per_class=args.per_class, photos="bundled")
+            same = all(_same_file(os.path.join(scratch, rel), os.path.join(args.folder, rel))
+                       for rel in want)
+        if not same:
+            parser.error("%s is not empty and does not hold these photos: give a new folder"
+                         % args.folder)
+        sys.stdout.write("%s already holds these %d photos: kept\n" % (args.folder, len(want)))
+        return 0
     written = make_image_folder(args.folder, classes=args.classes, per_class=args.per_class,
                                 photos="bundled")
     sys.stdout.write("wrote %d photos in %d class folders under %s\n"
                      % (len(written), args.classes, args.folder))
     return 0
+
+
+def _same_file(a, b):
+    try:
+        with open(a, "rb") as f, open(b, "rb") as g:
+            return f.read() == g.read()
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":
