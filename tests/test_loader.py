@@ -285,3 +285,29 @@ def test_records_at_a_url_come_in_coalesced_requests(rec, s3, s3_proxy):
     for (key, header, body), i in zip(got, positions):
         want = local.record(i)
         assert key == want[0] and header == want[1] and bytes(body) == bytes(want[2])
+
+
+class _EpochImages:
+    """A map-style dataset whose items show the epoch it was told (as RecordDataset's seeded
+    random crops follow it)."""
+
+    def __init__(self):
+        self.epoch = -1
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        return np.full((2, 2, 3), self.epoch + 1, np.uint8), float(i)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_workers_datasets_follow_the_epoch(workers):
+    with RecordLoader(_EpochImages(), 4, num_workers=workers) as loader:
+        loader.set_epoch(6)
+        first = {int(v) for images, _ in loader for v in np.unique(images)}
+        second = {int(v) for images, _ in loader for v in np.unique(images)}
+    assert first == {7} and second == {8}

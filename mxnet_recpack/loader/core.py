@@ -12,7 +12,7 @@ from ..errors import OptionError, TransformError, WorkerError
 from .outputs import converter
 from .plan import EpochPlan
 from .pool import Pool
-from .worker import ItemFailed, describe, fetch, stack_labels
+from .worker import ItemFailed, describe, fetch, set_epoch, stack_labels
 
 __all__ = ["RecordLoader"]
 
@@ -111,8 +111,8 @@ class RecordLoader:
         if not batches:
             return iter(())
         if self.num_workers == 0:
-            return self._serial(batches)
-        return self._parallel(batches)
+            return self._serial(batches, epoch)
+        return self._parallel(batches, epoch)
 
     # -- reading --------------------------------------------------------------------------
     def _probe(self, position):
@@ -127,14 +127,14 @@ class RecordLoader:
                 else False
         return self._item or None
 
-    def _parallel(self, batches):
+    def _parallel(self, batches, epoch):
         pool = self._start(batches[0][0])
         try:
             pool.new_generation()
             arrived, sent = {}, 0
             for t in range(len(batches)):
                 while sent < len(batches) and sent <= t + self.prefetch:
-                    pool.submit(sent, sent % self.slots, batches[sent])
+                    pool.submit(sent, sent % self.slots, batches[sent], epoch)
                     sent += 1
                 message = pool.wait_for(t, arrived)
                 _, _, _, _, slot, count, labels, images = message
@@ -156,7 +156,8 @@ class RecordLoader:
             self._finalizer = weakref.finalize(self, self._pool.close)
         return self._pool
 
-    def _serial(self, batches):
+    def _serial(self, batches, epoch):
+        set_epoch(self.dataset, epoch)
         item = self._probe(batches[0][0])
         ring = None
         if item is not None:

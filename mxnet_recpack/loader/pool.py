@@ -97,10 +97,10 @@ class Pool:
         self.generation += 1
         return self.generation
 
-    def submit(self, batch, slot, positions):
+    def submit(self, batch, slot, positions, epoch):
         worker = batch % len(self.procs)
         self.held[(self.generation, batch)] = (worker, positions, time.monotonic())
-        self.tasks[worker].put((self.generation, batch, slot, positions))
+        self.tasks[worker].put((self.generation, batch, slot, positions, epoch))
 
     def wait_for(self, batch, arrived):
         """The message of ``batch`` of this generation (others that arrive meanwhile go into

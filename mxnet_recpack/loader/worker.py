@@ -15,7 +15,7 @@ import numpy as np
 
 from .ring import attach, slot_view
 
-__all__ = ["work", "fetch", "describe", "stack_labels", "fill", "ItemFailed"]
+__all__ = ["work", "fetch", "describe", "stack_labels", "fill", "set_epoch", "ItemFailed"]
 
 
 def describe(dataset, position, exc):
@@ -60,6 +60,13 @@ class ItemFailed(Exception):
         self.position, self.exc = position, exc
 
 
+def set_epoch(dataset, epoch):
+    """Tell a dataset with epoch-dependent items (``RecordDataset``'s seeded crops) the epoch."""
+    setter = getattr(dataset, "set_epoch", None)
+    if callable(setter):
+        setter(epoch)
+
+
 def stack_labels(labels):
     """One float32 array (N, or N x L for vectors of one length), else the list."""
     try:
@@ -89,11 +96,15 @@ def work(worker, dataset, ring_path, ring_bytes, slot_bytes, item, tasks, result
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the training process
     mapping = attach(ring_path, ring_bytes) if ring_path else None
     results.put(("ready", worker, os.getpid()))
+    epoch = None
     while True:
         task = tasks.get()
         if task is None:
             break
-        generation, batch, slot, positions = task
+        generation, batch, slot, positions, task_epoch = task
+        if task_epoch != epoch:  # the dataset's random crops and flips follow the epoch
+            epoch = task_epoch
+            set_epoch(dataset, epoch)
         try:
             images, labels = fetch(dataset, positions)
         except ItemFailed as failed:
