@@ -31,6 +31,9 @@ S3_REQUIRES = ["fsspec>=2023.1", "s3fs>=2023.1"]
 DASK_REQUIRES = ["dask[distributed]>=2023.1"]
 #: Parquet (Hugging Face datasets' image layout): pyarrow 15 has the page checksums it writes.
 PARQUET_REQUIRES = ["pyarrow>=15"]
+#: RecordDataset's faster JPEG decoder (libjpeg-turbo's TurboJPEG; OpenCV's pixels, 5-20% faster).
+#: An extra, not a dependency: no wheels for 32-bit Windows, where OpenCV has one (docs/reading.md).
+SIMPLEJPEG_REQUIRES = ["simplejpeg>=1.7.3"]
 
 #: Where the project lives: the package index page gets the README with its links made
 #: absolute here (the README keeps them relative, so they work in a clone and on the forge too).
@@ -79,9 +82,11 @@ setup(
         "s3": S3_REQUIRES,
         "dask": DASK_REQUIRES,
         "parquet": PARQUET_REQUIRES,
+        "simplejpeg": SIMPLEJPEG_REQUIRES,
         # webdataset, MDS and TFRecord are written and read by this package's own code
         "formats": PARQUET_REQUIRES,
-        "test": TEST_REQUIRES + S3_REQUIRES + DASK_REQUIRES,
+        # every environment compares simplejpeg's pixels with OpenCV's (and MXNet's)
+        "test": TEST_REQUIRES + S3_REQUIRES + DASK_REQUIRES + SIMPLEJPEG_REQUIRES,
         "test-notebooks": NOTEBOOK_REQUIRES,
         # the environments without MXNet also check PyTorch's DataLoader and NVIDIA DALI; the
         # torch pin is the CPU wheel these machines carry (any torch works for users)

@@ -145,7 +145,7 @@ _REDUCED = {(1, 2): "IMREAD_REDUCED_COLOR_2", (1, 4): "IMREAD_REDUCED_COLOR_4",
             (0, 4): "IMREAD_REDUCED_GRAYSCALE_4", (0, 8): "IMREAD_REDUCED_GRAYSCALE_8"}
 
 
-def decode_image(data, color=1, *, rgb=True, reduce=1):
+def decode_image(data, color=1, *, rgb=True, reduce=1, orientation=True):
     """Decode image bytes with OpenCV.
 
     Parameters
@@ -158,6 +158,8 @@ def decode_image(data, color=1, *, rgb=True, reduce=1):
     reduce : {1, 2, 4, 8}
         Decode a JPEG at 1/reduce scale in the DCT (color 1 and 0 only): several times faster
         for large photos that are shrunk anyway.
+    orientation : bool
+        Apply a JPEG's EXIF orientation (OpenCV's default; ``color=-1`` never applies it).
 
     Returns
     -------
@@ -169,7 +171,13 @@ def decode_image(data, color=1, *, rgb=True, reduce=1):
     if buf.size == 0:
         return None
     flag = getattr(cv2, _REDUCED[(color, reduce)]) if reduce > 1 else color
+    # OpenCV 4.10+ decodes straight to RGB (the same pixels), cheaper than BGR and a swap
+    direct = getattr(cv2, "IMREAD_COLOR_RGB", None) if rgb and color == 1 else None
+    if direct:
+        flag = (flag & ~cv2.IMREAD_COLOR) | direct  # reduced flags are 16/32/48 | IMREAD_COLOR
+    if not orientation and color != -1:
+        flag |= cv2.IMREAD_IGNORE_ORIENTATION
     img = cv2.imdecode(buf, flag)
-    if img is None or not rgb:
+    if img is None or not rgb or direct:
         return img
     return swap_rb(img)
