@@ -26,6 +26,7 @@ import struct
 
 import numpy as np
 
+from ..writing import write_all
 from ...errors import ImageEncodeError, OptionError, OutputError
 from ...images.encodings import sniff
 from .columns import encode_ndarray
@@ -200,12 +201,13 @@ class ShardWriter:
         digests = [hashlib.new(a) for a in self.config["hashes"]]
         total = self.nbytes
         try:
-            for part in (struct.pack("<I", len(sizes)), offsets.astype("<u4").tobytes(),
-                         self._config, *self._samples):
-                self._f.write(part)
+            parts = [struct.pack("<I", len(sizes)), offsets.astype("<u4").tobytes(),
+                     self._config] + self._samples
+            for part in parts if digests else ():
                 for d in digests:
                     d.update(part)
             self._f.flush()
+            write_all(self._f.fileno(), parts)  # the whole shard in a few writev calls
             os.fsync(self._f.fileno())
         except OSError as e:
             raise OutputError("%s: writing the MDS shard failed (%s); the shard is incomplete: "

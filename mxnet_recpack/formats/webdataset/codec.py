@@ -21,8 +21,9 @@ from ...errors import RecordFormatError
 from ...format.header import label_problem
 from ...images.encodings import extension, sniff
 from ..sample import is_integral, sample_from_metadata, sample_metadata
+from ..writing import write_all
 
-__all__ = ["encode", "ShardWriter", "scan", "read", "check", "sample_key", "BLOCK"]
+__all__ = ["encode", "size_of", "ShardWriter", "scan", "read", "check", "sample_key", "BLOCK"]
 
 BLOCK = 512
 _END = b"\0" * (2 * BLOCK)
@@ -35,25 +36,58 @@ def sample_key(key):
     return "%09d" % key
 
 
-def _member(name, data):
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime, info.type = len(data), 0o644, 0, tarfile.REGTYPE
-    head = info.tobuf(format=tarfile.USTAR_FORMAT, encoding="utf-8", errors="strict")
-    return head + data + b"\0" * (-len(data) % BLOCK)
+def _tar_header(name, size):
+    """The ustar header ``tarfile`` writes for a regular file ``name`` of ``size`` bytes, mode
+    0644, mtime 0, owner 0/0 (its bytes exactly); built from a template, since ``tarfile``'s
+    own costs more than the rest of a record's conversion."""
+    raw = name.encode("utf-8")
+    if len(raw) > 100 or size >= 8 ** 11 or not raw.isascii():
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime, info.type = size, 0o644, 0, tarfile.REGTYPE
+        return info.tobuf(format=tarfile.USTAR_FORMAT, encoding="utf-8", errors="strict")
+    digits = b"%011o\0" % size
+    head = bytearray(_TEMPLATE)
+    head[:len(raw)] = raw
+    head[124:136] = digits
+    head[148:155] = b"%06o\0" % (_TEMPLATE_SUM + sum(raw) + sum(digits))
+    return bytes(head)
+
+
+def _template():
+    info = tarfile.TarInfo("")
+    info.size, info.mode, info.mtime, info.type = 0, 0o644, 0, tarfile.REGTYPE
+    head = bytearray(info.tobuf(format=tarfile.USTAR_FORMAT, encoding="utf-8", errors="strict"))
+    head[124:136] = b"\0" * 12
+    head[148:156] = b" " * 8  # the checksum is summed over spaces in its own field
+    return bytes(head), sum(head)
+
+
+_TEMPLATE, _TEMPLATE_SUM = _template()
+
+
+_PADS = [b"\0" * n for n in range(BLOCK)]
+
+
+def _member(parts, name, data):
+    parts += (_tar_header(name, len(data)), data, _PADS[-len(data) % BLOCK])
 
 
 def encode(sample):
-    """The tar members of one record (their headers and data, padded): one ``bytes``."""
+    """The tar members of one record: a list of buffers (headers, data, padding), written as
+    they are, one after the other."""
     name = sample_key(sample.key)
     parts = []
     if len(sample.image):
-        parts.append(_member("%s%s" % (name, extension(sniff(sample.image))),
-                             bytes(sample.image)))
+        _member(parts, "%s%s" % (name, extension(sniff(sample.image))), bytes(sample.image))
     if is_integral(sample):
-        parts.append(_member(name + ".cls", b"%d" % int(sample.label)))
+        _member(parts, name + ".cls", b"%d" % int(sample.label))
     meta = json.dumps(sample_metadata(sample), sort_keys=True).encode("ascii")
-    parts.append(_member(name + ".json", meta))
-    return b"".join(parts)
+    _member(parts, name + ".json", meta)
+    return parts
+
+
+def size_of(encoded):
+    return sum(len(b) for b in encoded)
 
 
 class ShardWriter:
@@ -67,12 +101,8 @@ class ShardWriter:
 
     def append(self, encoded):
         """Write a batch of :func:`encode`'d records, in order."""
-        data = b"".join(encoded)
-        view = memoryview(data)
-        while len(view):
-            view = view[os.write(self._fd, view):]
+        self.nbytes += write_all(self._fd, [b for parts in encoded for b in parts])
         self.count += len(encoded)
-        self.nbytes += len(data)
 
     def close(self):
         """End the archive (two zero blocks), flush it to the disk; the shard's summary."""
@@ -107,11 +137,7 @@ def _headers(f, path, size):
         head = f.read(BLOCK)
         if head == b"\0" * BLOCK:
             return
-        try:
-            info = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
-        except tarfile.HeaderError as exc:
-            raise RecordFormatError("not a tar member header (%s): the shard is damaged, or not "
-                                    "a tar file" % exc, path=path, offset=at) from None
+        info = _plain_header(head) or _parsed_header(head, path, at)
         if at + BLOCK + info.size > size:
             raise RecordFormatError("tar member %r declares %d bytes but the shard ends first "
                                     "(an interrupted write?)" % (info.name, info.size),
@@ -139,6 +165,44 @@ def _headers(f, path, size):
     if at < size:
         raise RecordFormatError("the shard ends inside a tar header (an interrupted write?)",
                                 path=path, offset=at)
+
+
+class _Member:
+    __slots__ = ("name", "size", "type")
+
+    def __init__(self, name, size, type):
+        self.name, self.size, self.type = name, size, type
+
+
+_USTAR = (b"ustar\x0000", b"ustar  \x00")
+
+
+def _plain_header(head):
+    """A regular file's ustar header (what recpack and most writers make), read directly; None
+    for anything else (``tarfile`` reads those, and says what is wrong)."""
+    kind = head[156:157]
+    if kind not in (b"0", b"\0") or head[257:265] not in _USTAR or head[124] & 0x80:
+        return None
+    try:
+        size = int(head[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        stored = int(head[148:156].split(b"\0", 1)[0].strip(), 8)
+    except ValueError:
+        return None
+    if stored != sum(head) - sum(head[148:156]) + 256:  # the checksum, over 8 spaces
+        return None
+    name = head[:100].split(b"\0", 1)[0]
+    prefix = head[345:500].split(b"\0", 1)[0] if head[257:263] == b"ustar\x00" else b""
+    if prefix:
+        name = prefix + b"/" + name
+    return _Member(name.decode("utf-8", "surrogateescape"), size, tarfile.REGTYPE)
+
+
+def _parsed_header(head, path, at):
+    try:
+        return tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+    except tarfile.HeaderError as exc:
+        raise RecordFormatError("not a tar member header (%s): the shard is damaged, or not "
+                                "a tar file" % exc, path=path, offset=at) from None
 
 
 def _pax_fields(data, path, at):
@@ -209,8 +273,12 @@ def own_metadata(path, locator, fd=None):
             raw = os.pread(f.fileno(), size, offset)
     else:
         raw = os.pread(fd, size, offset)
+    return _own_fields(raw)
+
+
+def _own_fields(raw):
     try:
-        meta = json.loads(raw)
+        meta = json.loads(bytes(raw))
     except ValueError:
         return None
     if isinstance(meta, dict) and all(k in meta for k in ("key", "flag", "label", "id", "id2")):
@@ -226,12 +294,16 @@ def read(path, locator, *, position=0, label=None, fd=None):
     own = fd is None
     fd = os.open(path, os.O_RDONLY) if own else fd
     try:
-        def member(ext):
+        spans = [v for k, v in locator.items() if k != "__key__"]
+        start = min(o for o, _ in spans)
+        blob = memoryview(os.pread(fd, max(o + n for o, n in spans) - start, start))
+
+        def member(ext):  # the members of a sample lie together: one read for them all
             offset, size = locator[ext]
-            return os.pread(fd, size, offset)
+            return blob[offset - start:offset - start + size]
         image = next((e for e in locator if e in _IMAGE_EXTS), None)
         data = member(image) if image else b""
-        meta = own_metadata(path, locator, fd)
+        meta = _own_fields(member("json")) if "json" in locator else None
         if meta is not None:
             try:
                 return sample_from_metadata(meta, data)
@@ -247,7 +319,7 @@ def read(path, locator, *, position=0, label=None, fd=None):
 def _foreign(path, locator, data, position, label, member):
     from ..sample import Sample
     if "cls" in locator:
-        text = member("cls").strip()
+        text = bytes(member("cls")).strip()
         try:
             value = float(int(text))
         except ValueError:
@@ -265,7 +337,7 @@ def _foreign(path, locator, data, position, label, member):
     if not data:
         raise RecordFormatError("sample %r has no image member (.jpg, .png, ...)"
                                 % locator["__key__"], path=path)
-    return Sample(int(position), 0, value, int(position), 0, data, None)
+    return Sample(int(position), 0, value, int(position), 0, bytes(data), None)
 
 
 def check(path):

@@ -44,6 +44,9 @@ class WebDatasetFormat(ShardFormat):
     def encoder(self, options):
         return codec.encode
 
+    def size_of(self, encoded):
+        return codec.size_of(encoded)
+
     def writer(self, path, options):
         return codec.ShardWriter(path)
 
