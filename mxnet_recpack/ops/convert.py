@@ -88,9 +88,9 @@ def _reencoding(samples, reencode):
 
 def _shard_options(row, samples, options):
     opts = {k: v for k, v in options.items() if v is not None}
-    if row.shards.needs_layout:
-        opts["layout"] = row.shards.layout((samples.sample(i) for i in range(len(samples))),
-                                           opts)
+    if row.shards.needs_layout:  # the header fields decide it: no image bytes are read
+        header = getattr(samples, "header_sample", samples.sample)
+        opts["layout"] = row.shards.layout((header(i) for i in range(len(samples))), opts)
     return opts
 
 

@@ -19,7 +19,7 @@ from ..errors import IndexFormatError, RecordFormatError
 from ..format.checks import record_starts
 from ..format.framing import MAGIC, RecordReader, stored_frame
 from ..format.header import HEADER_SIZE, unpack_record
-from ..format.index import read_index
+from ..format.index import read_index, read_index_arrays
 from ..format.names import index_path_for
 from ..storage import check_regular_file, is_url
 from .files import RecordFiles
@@ -150,11 +150,12 @@ class RecordSet:
             from ..storage import read_bytes
             text = read_bytes(idx, storage_options=self._files.storage_options).decode("ascii")
             entries = read_index(idx, text=text)
+            keys = np.array([k for k, _ in entries], dtype=np.uint64)
+            offsets = np.array([o for _, o in entries], dtype=np.int64)
         else:
             check_regular_file(idx, "the index", missing_ok=True)
-            entries = read_index(idx)
-        keys = np.array([k for k, _ in entries], dtype=np.uint64)
-        offsets = np.array([o for _, o in entries], dtype=np.int64)
+            entries = read_index_arrays(idx)  # two arrays: no list of tuples a record
+            keys, offsets = entries.keys, entries.offsets
         if len(np.unique(keys)) != len(keys):
             raise IndexFormatError("%s: some keys are listed more than once; keys name records, "
                                    "so each must be unique (rebuild it with `recpack index "
@@ -326,6 +327,20 @@ class RecordSet:
             raise RecordFormatError("no record here: the file ends", path=self.paths[f],
                                     offset=offset)
         return got[0]
+
+    def head_payload(self, i):
+        """The start of position ``i``'s payload: its image header and labels, no image bytes
+        (reading only those, where the record is one frame)."""
+        f, offset, size = int(self._file[i]), int(self._offsets[i]), int(self._sizes[i])
+        head = self._files.read(f, offset, min(size, _HEAD))
+        if len(head) == _HEAD and _FRAME.unpack_from(head)[1] >> 29 == 0:
+            flag = struct.unpack_from("<I", head, 8)[0]
+            need = _HEAD + 4 * flag
+            if 8 + (_FRAME.unpack_from(head)[1] & ((1 << 29) - 1)) >= need:
+                data = head if flag == 0 else self._files.read(f, offset, need)
+                return bytes(data[8:need])
+        payload = self.payload(i)
+        return bytes(payload[:HEADER_SIZE + 4 * struct.unpack_from("<I", payload)[0]])
 
     def header(self, i):
         """The image header (and labels) of position ``i``, reading only those bytes."""

@@ -23,6 +23,10 @@ class RecordSamples:
     def sample(self, i):
         return sample_from_payload(int(self.record_keys[i]), self.records.payload(i))
 
+    def header_sample(self, i):
+        """The Sample of position ``i`` without its image bytes (its header fields only)."""
+        return sample_from_payload(int(self.record_keys[i]), self.records.head_payload(i))
+
     def record_item(self, i):
         """Item ``i`` as a record to store as it is."""
         return RecordPayload(self.records.payload(i))

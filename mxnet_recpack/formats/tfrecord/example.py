@@ -241,22 +241,53 @@ def _read_feature(w, a, b, acc):
         _read_list(w, kind, c, d, acc[1])
 
 
-def _read_entry(w, a, b, features):
+def _read_entry(w, a, b, features, only=None):
     """One map entry (``key = 1``, ``value = 2``) into ``features``; a later entry of the same
-    name replaces an earlier one."""
-    w.pos, name, acc = a, b"", [None, []]
-    for number, wire, c, d in w.fields(b):
-        if wire != _LEN:
-            continue
-        if number == 1:
-            name = w.buf[c:d]
-        elif number == 2:
-            _read_feature(w, c, d, acc)
+    name replaces an earlier one. With ``only`` (a set of names), other entries' values are
+    passed over unparsed."""
+    acc = [None, []]
+    fast = _plain_entry(w.buf, a, b)
+    if fast is not None:  # the usual layout: the name, then the value, each once
+        name, values = fast
+    else:
+        w.pos, name, values = a, b"", []
+        for number, wire, c, d in w.fields(b):
+            if wire != _LEN:
+                continue
+            if number == 1:
+                name = w.buf[c:d]
+            elif number == 2:
+                values.append((c, d))
     try:
         key = bytes(name).decode("utf-8")
     except UnicodeDecodeError:
         w.fail("a feature name that is not UTF-8: %r" % bytes(name[:40]))
+    if only is not None and key not in only:
+        return
+    for c, d in values:
+        _read_feature(w, c, d, acc)
+    w.pos = b
     features[key] = _finish(acc)
+
+
+def _plain_entry(buf, a, b):
+    """``(name, [(start, end)])`` of a map entry laid out as writers lay it out (field 1 with
+    a one-byte length, then field 2, ending at ``b``); None for anything else."""
+    if b - a < 4 or buf[a] != 0x0A or buf[a + 1] >= 0x80:
+        return None
+    at = a + 2 + buf[a + 1]
+    if at >= b or buf[at] != 0x12:
+        return None
+    size, shift, at = 0, 0, at + 1
+    while at < b and shift < 35:
+        byte = buf[at]
+        at += 1
+        size |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (buf[a + 2:a + 2 + buf[a + 1]], [(at, at + size)]) if at + size == b \
+                else None
+        shift += 7
+    return None
 
 
 def _finish(acc):
@@ -268,8 +299,8 @@ def _finish(acc):
     return kind, values
 
 
-def decode_example(data):
-    """The features of a serialized ``Example``.
+def decode_example(data, only=None):
+    """The features of a serialized ``Example`` (with ``only``, a set of names: those alone).
 
     Returns
     -------
@@ -290,7 +321,7 @@ def decode_example(data):
             w.pos = a
             for inner, kind, c, d in w.fields(b):
                 if inner == 1 and kind == _LEN:
-                    _read_entry(w, c, d, features)
+                    _read_entry(w, c, d, features, only)
     return features
 
 

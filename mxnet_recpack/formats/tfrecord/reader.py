@@ -9,8 +9,8 @@ import os
 import threading
 
 from ...errors import RecordFormatError
-from .example import decode_example
-from .fields import inconsistency, sample_of
+from .example import INT64, decode_example
+from .fields import KEY, inconsistency, sample_of
 from .framing import _open, check_index, read_frame, scan_file
 
 __all__ = ["scan", "read", "check", "ShardReader"]
@@ -91,6 +91,20 @@ class ShardReader:
 
     def __getitem__(self, position):
         return self.read(self.locators[position])
+
+    def key_at(self, position):
+        """The key of the record at ``position``: its ``recordio/key`` where this tool wrote it
+        (read without parsing the other features), else ``first_key + position``."""
+        locator = self.locators[position]
+        data = read_frame(self.path, self._descriptor(), locator)
+        try:
+            found = decode_example(data, only={KEY}).get(KEY)
+        except RecordFormatError as exc:
+            raise RecordFormatError("record %d: %s" % (locator.position, exc.reason),
+                                    path=self.path, offset=locator.offset) from None
+        if found is None or found[0] != INT64 or len(found[1]) != 1:
+            return self.first_key + locator.position
+        return found[1][0]
 
     def __iter__(self):
         for locator in self.locators:
