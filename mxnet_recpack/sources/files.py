@@ -104,8 +104,9 @@ class RecordFiles:
                 os.close(handle[1])
         self._open = {}
 
-    def read_many(self, where):
-        """The bytes of each ``(file, offset, size)`` in ``where``, in that order."""
+    def read_many(self, where, gap=GAP):
+        """The bytes of each ``(file, offset, size)`` in ``where``, in that order (at a URL,
+        reads less than ``gap`` bytes apart share a request)."""
         out = [None] * len(where)
         urls = []
         for j, (f, offset, size) in enumerate(where):
@@ -114,15 +115,15 @@ class RecordFiles:
             else:
                 out[j] = self.read(f, offset, size)
         if urls:
-            for j, data in zip(urls, self._fetch([where[j] for j in urls])):
+            for j, data in zip(urls, self._fetch([where[j] for j in urls], gap)):
                 out[j] = data
         return out
 
-    def _fetch(self, where):
+    def _fetch(self, where, gap):
         """Ranged requests for reads of files at URLs (fsspec's ``cat_ranges``: s3fs sends
         them concurrently)."""
         from ..storage.remote import remote_errors
-        ranges = coalesce(where)
+        ranges = coalesce(where, gap)
         out = [None] * len(where)
         by_file = {}
         for r in ranges:

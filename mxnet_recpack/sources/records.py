@@ -247,9 +247,10 @@ class RecordSet:
             offs = self._offsets[positions[mine]]
             if not is_url(path) and self._files.size(f) > 0:
                 _gather(self._files.fd(f), self._files.size(f), offs, out, mine)
-            else:
-                for row, off in zip(mine, offs):
-                    head = self._files.read(f, int(off), nbytes)
+            else:  # at a URL: small ranges, sent together (not one request after another)
+                heads = self._files.read_many([(int(f), int(off), nbytes) for off in offs],
+                                              gap=nbytes)
+                for row, head in zip(mine, heads):
                     out[row, :len(head)] = np.frombuffer(head, np.uint8)
         return out
 
