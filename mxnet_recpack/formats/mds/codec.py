@@ -26,7 +26,6 @@ import struct
 
 import numpy as np
 
-from ..writing import write_all
 from ...errors import ImageEncodeError, OptionError, OutputError
 from ...images.encodings import sniff
 from .columns import encode_ndarray
@@ -206,8 +205,9 @@ class ShardWriter:
             for part in parts if digests else ():
                 for d in digests:
                     d.update(part)
+            for part in parts:  # one write each: measured here, one writev of a whole 64 MB
+                self._f.write(part)  # shard costs 4x the system CPU of writing its parts
             self._f.flush()
-            write_all(self._f.fileno(), parts)  # the whole shard in a few writev calls
             os.fsync(self._f.fileno())
         except OSError as e:
             raise OutputError("%s: writing the MDS shard failed (%s); the shard is incomplete: "
