@@ -12,6 +12,7 @@ import logging
 import traceback
 
 from ..errors import ImageEncodeError, StorageUnreachableError
+from ..format.batch import BufferPool, FrameBatch
 from ..format.checksums import crc32c_of_buffers
 from ..format.framing import FramedRecord, frame_buffers
 from ..format.header import RecordPayload, record_head, unpack_record
@@ -74,6 +75,9 @@ class RecordEncoder:
         self.gil_free = items.gil_free
         #: Items are stored bytes copied by Python code: threads are capped at one a core.
         self.gil_bound = items.gil_bound
+        self._into, self._label_of = items.bytes_into, items.label_of
+        self._capacity = 1 << 20  # bytes a batch of records took last (a FrameBatch's start)
+        self._buffers = BufferPool()
 
     def key(self, i):
         return int(self.keys[i]) if self.keys is not None else self.key_base + i
@@ -117,16 +121,50 @@ class RecordEncoder:
         except StorageUnreachableError:
             raise
         except Exception as exc:  # noqa: BLE001 - every item failure is reported, not raised
-            source = None
-            if self.source_of is not None:
-                try:
-                    source = self.source_of(i)
-                except Exception:  # noqa: BLE001
-                    source = None
-            log.debug("item %d failed: %s", i, traceback.format_exc())
-            return key, Failure(index=int(i), key=int(key), source=source,
-                                error=type(exc).__name__, message=str(exc),
-                                kind=error_kind(exc))
+            return key, self._failure(i, key, exc)
+
+    def encode_batch(self, positions):
+        """``[self[i] for i in positions]``, the same records. Items that are files' bytes
+        (pass-through) are read straight into one :class:`~mxnet_recpack.format.batch.FrameBatch`
+        behind their headers: one buffer for the batch, no object per record."""
+        if self._into is None:
+            return [self[i] for i in positions]
+        batch, out = FrameBatch(self._buffers.take(self._capacity)), []
+        for i in positions:
+            key = self.key(i)
+            try:
+                label = self._label_of(i)
+                head = record_head(label, key)
+            except Exception:  # noqa: BLE001 - the item's own path reports it, in its order
+                out.append(self[i])
+                continue
+            at = batch.begin(head)
+            try:
+                n = self._into(i, batch.buffer, at)
+                if self.label_check is not None:
+                    self.label_check(label)
+                batch.end(n)
+            except StorageUnreachableError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every item failure is reported
+                batch.drop()
+                out.append((key, self._failure(i, key, exc)))
+                continue
+            out.append((key, None))
+        self._capacity = batch.nbytes + batch.nbytes // 4
+        sealed = iter(batch.records())
+        return [(r[0],) + next(sealed) if r[1] is None else r for r in out]
+
+    def _failure(self, i, key, exc):
+        source = None
+        if self.source_of is not None:
+            try:
+                source = self.source_of(i)
+            except Exception:  # noqa: BLE001
+                source = None
+        log.debug("item %d failed: %s", i, traceback.format_exc())
+        return Failure(index=int(i), key=int(key), source=source, error=type(exc).__name__,
+                       message=str(exc), kind=error_kind(exc))
 
 
 class Subset:
@@ -150,3 +188,6 @@ class Subset:
 
     def __getitem__(self, i):
         return self.encoder[int(self.order[i])]
+
+    def encode_batch(self, positions):
+        return self.encoder.encode_batch([int(self.order[i]) for i in positions])

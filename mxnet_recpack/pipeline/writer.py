@@ -173,8 +173,7 @@ class RecordFileWriter:
         """Append ``(key, frame buffers, crc)`` records with one ``writev`` for the batch."""
         self._check_started()
         self._out.write(records, checked)
-        for record in records:
-            self._keys.add(record[0])
+        self._keys.extend([record[0] for record in records])
 
     def _check_started(self):
         if self._out.mode == "check":
