@@ -298,3 +298,32 @@ def test_pass_through_batches_frame_as_items_one_by_one(tmp_path):
         assert plain([r for b in batches for r in b]) == singles
     split = [r for r in singles if len(r) == 3 and r[1].count(MAGIC.to_bytes(4, "little")) > 1]
     assert len(split) == 3  # the magic JPEG, key and label: continuation frames
+
+
+def test_pass_through_batches_hold_a_bounded_number_of_bytes(tmp_path):
+    """Large files go in smaller batches (about BATCH_BYTES of them, so the writer copies a
+    batch while it is still in the CPU's cache); small ones in batches of batch_size; the
+    bytes written are the same either way."""
+    from mxnet_recpack.images.codec import ImageEncoder
+    from mxnet_recpack.pipeline.encoder import BATCH_BYTES, RecordEncoder
+    rng = np.random.RandomState(3)
+    big = cv2.imencode(".jpg", rng.randint(0, 255, (400, 400, 3)).astype(np.uint8),
+                       [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
+    small = cv2.imencode(".jpg", rng.randint(0, 255, (16, 16, 3)).astype(np.uint8))[1].tobytes()
+    (tmp_path / "big.jpg").write_bytes(big)
+    (tmp_path / "small.jpg").write_bytes(small)
+    sizes = {}
+    for name in ("big", "small"):
+        lst = write_lst(tmp_path / (name + ".lst"), [(k, 0, name + ".jpg") for k in range(40)])
+        for decode in (False, True):
+            items = ImageList(lst, root=str(tmp_path), decode=decode)
+            enc = RecordEncoder(items, keys=items.record_keys, encoder=ImageEncoder(".jpg", 95))
+            sizes[name, decode] = enc.batch_size(32)
+    assert sizes == {("big", False): max(1, BATCH_BYTES // len(big)), ("big", True): 32,
+                     ("small", False): 32, ("small", True): 32}
+    assert sizes["big", False] < 32
+    rp.im2rec(str(tmp_path / "big.lst"), None, {"root": str(tmp_path), "pass_through": True,
+                                                "num_thread": 2}, str(tmp_path / "b"))
+    rp.im2rec(str(tmp_path / "big.lst"), None, {"root": str(tmp_path), "pass_through": True,
+                                                "batch_size": 1}, str(tmp_path / "one"))
+    assert read(tmp_path / "b.rec") == read(tmp_path / "one.rec")

@@ -54,6 +54,10 @@ class Items(Protocol):
         """With ``record_item_bytes``: item ``i``'s bytes written into ``buffer`` from
         ``offset`` (growing it as needed), raising what ``record_item`` would; their count."""
 
+    def record_nbytes(self, i: int) -> int | None:
+        """With ``record_item_bytes``: how many bytes ``record_bytes_into(i, ...)`` will write,
+        if known (the runner sizes its batches by it)."""
+
     def record_label(self, i: int) -> Any:
         """With ``record_item_bytes``: item ``i``'s label (what ``record_item`` pairs with
         its bytes)."""

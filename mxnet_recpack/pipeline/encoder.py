@@ -19,7 +19,13 @@ from ..format.header import RecordPayload, record_head, unpack_record
 from .items import as_items
 from .failures import error_kind
 
-__all__ = ["RecordEncoder", "Subset", "Failure"]
+__all__ = ["RecordEncoder", "Subset", "Failure", "BATCH_BYTES"]
+
+#: Bytes of files a pass-through batch holds at most (about): read, then written by the writer
+#: while still in the CPU's cache. Measured on 2 cores with 1 MiB of L2 each, 20,000 files of
+#: 95 KB, medians: batches of 8 files (760 KB) 1.4 s, of 11 (1 MB) 2.3 s, of 16 2.9 s, of 32
+#: (3 MB) 5.5 s; 43 KB files 0.80 s in batches of 24 or 32, 0.87 s in batches of 16.
+BATCH_BYTES = 768 << 10
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +82,7 @@ class RecordEncoder:
         #: Items are stored bytes copied by Python code: threads are capped at one a core.
         self.gil_bound = items.gil_bound
         self._into, self._label_of = items.bytes_into, items.label_of
+        self._nbytes = items.nbytes_of
         self._capacity = 1 << 20  # bytes a batch of records took last (a FrameBatch's start)
         self._buffers = BufferPool()
 
@@ -122,6 +129,19 @@ class RecordEncoder:
             raise
         except Exception as exc:  # noqa: BLE001 - every item failure is reported, not raised
             return key, self._failure(i, key, exc)
+
+    def batch_size(self, requested):
+        """Items per batch: ``requested``, or fewer for files' bytes large enough that
+        ``requested`` of them pass :data:`BATCH_BYTES` (their sizes sampled at 16 places), so
+        a batch is still in the CPU's cache when the writer copies it out."""
+        if self._nbytes is None or not len(self):
+            return requested
+        n = len(self)
+        sizes = [self._nbytes(i) for i in sorted({k * (n - 1) // 15 for k in range(16)})]
+        sizes = sorted(s for s in sizes if s)
+        if not sizes:
+            return requested
+        return max(1, min(requested, BATCH_BYTES // max(1, sizes[len(sizes) // 2])))
 
     def encode_batch(self, positions):
         """``[self[i] for i in positions]``, the same records. Items that are files' bytes
@@ -191,3 +211,6 @@ class Subset:
 
     def encode_batch(self, positions):
         return self.encoder.encode_batch([int(self.order[i]) for i in positions])
+
+    def batch_size(self, requested):
+        return self.encoder.batch_size(requested)

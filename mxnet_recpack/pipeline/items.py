@@ -16,7 +16,8 @@ class DatasetItems:
     capped at one a core), ``bytes_into`` and ``label_of`` (items that are files' bytes stored
     as they are: ``bytes_into(i, buffer, offset)`` reads item ``i``'s bytes into a bytearray
     and ``label_of(i)`` gives its label, so a batch is read straight into one buffer; None
-    otherwise) and ``pickle_parts``."""
+    otherwise), ``nbytes_of`` (``i ->`` the size of those bytes, or None: it sizes batches)
+    and ``pickle_parts``."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -39,6 +40,7 @@ class DatasetItems:
                                                                  False)
         self.bytes_into = dataset.record_bytes_into if plain else None
         self.label_of = dataset.record_label if plain else None
+        self.nbytes_of = getattr(dataset, "record_nbytes", None) if plain else None
 
     def fingerprint(self):
         """The dataset's ``fingerprint()`` (on it or behind its wrappers), or None."""

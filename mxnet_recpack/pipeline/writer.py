@@ -320,7 +320,8 @@ class RecordFileWriter:
         t0 = time.monotonic()
         written0, failed0, bytes0 = len(self._keys), self._report.count, self._sink.offset
         done = start
-        for batch in run_batches(encoder, num_workers=num_workers, batch_size=batch_size,
+        for batch in run_batches(encoder, num_workers=num_workers,
+                                 batch_size=encoder.batch_size(batch_size),
                                  thread_pool=thread_pool, timeout=timeout):
             over = watch.sort(batch, self._append_batch)
             if over:

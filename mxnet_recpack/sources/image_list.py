@@ -185,6 +185,15 @@ class ImageList:
         self._check(buffer, path, offset, offset + n)
         return n
 
+    def record_nbytes(self, i):
+        """With ``decode=False``: the size of item ``i``'s file (local files), else None."""
+        if self._join.url:
+            return None
+        try:
+            return os.stat(self.record_source(i)).st_size
+        except OSError:
+            return None
+
     def record_label(self, i):
         """Item ``i``'s label (:meth:`label`): what the writer puts before
         :meth:`record_bytes_into`'s bytes."""
