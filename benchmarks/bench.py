@@ -38,7 +38,10 @@ WORKLOAD_NAMES = ("resize", "gluon", "camera", "passthrough", "startup", "codec"
 DATASETS = {
     "imagenet": dict(classes=10, long_side=(300, 640), quality=90, seed=0),
     "camera": dict(classes=4, long_side=(1600, 3000), quality=90, seed=1),
+    "photos": dict(classes=10, long_side=(600, 900), quality=92, seed=2),  # ~95 KB files
 }
+#: Files of the ``photos`` set (pass-through lists cycle through them).
+PHOTO_FILES = 2000
 
 #: Image counts per mode: (small, large) lists, the start-up list, memory-test list lengths.
 #: The pass-through and memory lists cycle through the imagenet images (see `write_list`).
@@ -65,14 +68,26 @@ PAIRS = {
                         dataset="camera", only="camera", tools=("im2rec.py", "recpack"),
                         limit="camera", flags=["--resize", "256", "--num-thread", "2"],
                         extra={"recpack": ["--inter-method", "9"]}),
-    "passthrough": dict(title="4. --pass-through (imagenet files, cycled)", dataset="imagenet",
-                        sizes="passthrough", cycle=True, tools=("im2rec.py", "recpack"),
-                        limit=None, flags=["--pass-through", "--num-thread", "2"]),
+    "passthrough": dict(title="4a. --pass-through (imagenet files, ~43 KB, cycled)",
+                        dataset="imagenet", sizes="passthrough", cycle=True,
+                        tools=("im2rec.py", "recpack"), limit="cat",
+                        flags=["--pass-through", "--num-thread", "2"]),
+    "passthrough-photos": dict(title="4b. --pass-through (photos files, ~95 KB, cycled)",
+                               dataset="photos", only="passthrough", sizes="passthrough",
+                               cycle=True, tools=("im2rec.py", "recpack"), limit="cat",
+                               flags=["--pass-through", "--num-thread", "2"]),
 }
+
+#: Reference tools a pair's limit can be (instead of the codec limit): run alternately with
+#: the pair's tools on the same lists; the limit is their marginal speed.
+REFERENCES = ("cat",)
+REFERENCE_NOTES = {"cat": "the same files in list order into one file, then `sync` of it: "
+                          "recpack fsyncs its output too"}
 
 #: Targets: recpack/baseline ratio and fraction of the codec limit (None: no target).
 TARGETS = {"resize": (1.1, 0.95), "gluon": (None, 0.90), "camera": (4.0, None),
-           "camera-area": (4.0, None), "passthrough": (2.0, None)}
+           "camera-area": (4.0, None), "passthrough": (2.0, 0.70),
+           "passthrough-photos": (2.0, 0.70)}
 MEMORY_FLAT = 1.2  # "flat": peak RSS at the long list <= 1.2 x the peak at the short one
 
 GLUON_SNIPPET = """\
@@ -202,6 +217,16 @@ def write_list(full_list, count, path, cycle=False):
     return path
 
 
+def write_file_list(lst, root, path):
+    """The image paths of ``lst`` (under ``root``), one a line, in list order (what ``cat``
+    reads)."""
+    with open(lst) as f, open(path, "w") as out:
+        for line in f:
+            if line.strip():
+                out.write(os.path.join(root, line.rstrip("\n").split("\t")[-1]) + "\n")
+    return path
+
+
 def warm_up(roots):
     """Read every image once and import the heavy modules once (both untimed)."""
     for root in roots:
@@ -289,6 +314,9 @@ def tool_command(tool, prefix, root, flags, extra=None):
         return [sys.executable, im2rec_script(), prefix, root] + flags
     if tool == "recpack":
         return recpack_command() + ["im2rec", prefix, root] + flags
+    if tool == "cat":  # the list's files, in its order, into one file, then fsync'd as recpack's
+        return ["sh", "-c", 'xargs -d "\\n" -a "$0" cat > "$1" && sync "$1"', prefix + ".files",
+                prefix + ".rec"]
     snippet = {"gluon": GLUON_SNIPPET, "naive-gluon": NAIVE_GLUON_SNIPPET}[tool]
     return [sys.executable, "-c", snippet, prefix + ".lst", root, prefix + ".rec"]
 
@@ -338,6 +366,8 @@ def run_alternating(group, tools, lists, root, flags, repeat, keep, digest=True,
             os.makedirs(folder, exist_ok=True)
             prefixes[tool, size] = prefix = os.path.join(folder, "data")
             write_list(full_list, count, prefix + ".lst", cycle)
+            if tool in REFERENCES:
+                write_file_list(prefix + ".lst", root, prefix + ".files")
             result[tool][size] = {"n": count, "runs": []}
     for rep in range(repeat):
         for size in lists:
@@ -347,7 +377,9 @@ def run_alternating(group, tools, lists, root, flags, repeat, keep, digest=True,
                 run = measure(tool_command(tool, prefix, root, flags, extra), prefix + ".log")
                 entry["runs"].append(run)
                 if rep == 0:
-                    entry["records"], entry["sha256"] = output_check(prefix, digest)
+                    entry["bytes"] = os.path.getsize(prefix + ".rec")
+                    entry["records"], entry["sha256"] = (None, None) if tool in REFERENCES \
+                        else output_check(prefix, digest)
                 print("  %-20s %-11s %-6s n=%-6d %6.2f s  (background load %.0f%%)"
                       % (group, tool, size, entry["n"], run["wall"], run["background"] * 100),
                       file=sys.stderr)
@@ -360,13 +392,19 @@ def run_alternating(group, tools, lists, root, flags, repeat, keep, digest=True,
     return result
 
 
-def marginal(small, large):
-    """Images/s between two runs: extra images over extra seconds (start-up cancels).
+def marginal(small, large, what="n"):
+    """Images/s between two runs: extra images (``what="bytes"``: bytes written) over extra
+    seconds (start-up cancels).
 
     ``None`` when the large run was not slower (lists too short for the machine's noise).
     """
     dt = large["wall"] - small["wall"]
-    return (large["n"] - small["n"]) / dt if dt > 0 else None
+    return (large[what] - small[what]) / dt if dt > 0 else None
+
+
+def marginal_cpu(small, large):
+    """CPU seconds (whole process tree) per extra image between two runs."""
+    return (large["cpu"] - small["cpu"]) / (large["n"] - small["n"])
 
 
 def codec_limit(full_list, root, count, interpolation, repeat=1):
@@ -415,12 +453,15 @@ def run_pair(name, args, sizes, data, runs):
     small, large = sizes[spec.get("sizes", spec["dataset"])]
     lists = {size: (count, full_list, spec.get("cycle", False))
              for size, count in (("small", small), ("large", large))}
-    r = runs[name] = run_alternating(name, spec["tools"], lists, root, spec["flags"],
+    tools = spec["tools"] + ((spec["limit"],) if spec["limit"] in REFERENCES else ())
+    r = runs[name] = run_alternating(name, tools, lists, root, spec["flags"],
                                      args.repeat, args.keep, extra=spec.get("extra"))
     base, ours = spec["tools"]
-    speed = {t: marginal(r[t]["small"], r[t]["large"]) for t in spec["tools"]}
+    speed = {t: marginal(r[t]["small"], r[t]["large"]) for t in tools}
     ratio = speed[ours] / speed[base] if speed[ours] and speed[base] else None
     out = {"marginal": speed, "ratio": ratio,
+           "mb_per_s": {t: marginal(r[t]["small"], r[t]["large"], "bytes") for t in tools},
+           "cpu_ms": {t: marginal_cpu(r[t]["small"], r[t]["large"]) * 1e3 for t in tools},
            "records": {t: [r[t][s]["records"] for s in lists] for t in (base, ours)},
            "identical": all(r[base][s]["sha256"] == r[ours][s]["sha256"] for s in lists)}
     if spec["dataset"] == "camera":
@@ -497,11 +538,13 @@ def _pair_row(name, summary, runs, codec):
     spec, (want_ratio, want_frac) = PAIRS[name], TARGETS[name]
     base, ours = spec["tools"]
     big = {t: runs[name][t]["large"] for t in (base, ours)}
-    limit = codec.get(spec["limit"], {}).get("limit")
+    reference = spec["limit"] if spec["limit"] in REFERENCES else None
+    limit = summary["marginal"][reference] if reference else \
+        codec.get(spec["limit"], {}).get("limit")
     frac = summary["marginal"][ours] / limit if limit and summary["marginal"][ours] else None
     target, cond = [], []
     if want_frac:
-        target.append(">= %d%% of limit" % round(want_frac * 100))
+        target.append(">= %d%% of %s" % (round(want_frac * 100), reference or "limit"))
         cond.append(frac is not None and frac >= want_frac)
     if want_ratio:
         target.append(">= %.1fx %s" % (want_ratio, base))
@@ -512,6 +555,14 @@ def _pair_row(name, summary, runs, codec):
     check = "%s, bytes %s; large list whole run %.2f s : %.2f s" % (
         records, "identical" if summary["identical"] else "differ", big[base]["wall"],
         big[ours]["wall"])
+    if reference:
+        tools = (base, ours, reference)
+        check += ("; %s (%s) %s img/s; marginal MB/s %s; CPU ms/img (process tree) %s" % (
+            reference, REFERENCE_NOTES[reference], _fmt(limit),
+            " : ".join(_fmt(summary["mb_per_s"][t] and summary["mb_per_s"][t] / 1e6)
+                       for t in tools),
+            " : ".join("%.3f" % summary["cpu_ms"][t] for t in tools))) + \
+            " (%s : %s : %s)" % tools
     if "psnr" in summary:
         psnr = summary["psnr"]
         check += "; PSNR vs full decode + area resize %.1f dB : %.1f dB" % (psnr[base],
@@ -574,7 +625,7 @@ def render(info, command, summary, runs, sizes, args):
                                         max(background) * 100,
                                         " (**busy machine: numbers are unreliable**)"
                                         if max(background) > 0.1 else ""))
-    lines += ["", "| Workload | Metric | Baseline | recpack | Ratio | % of codec limit | "
+    lines += ["", "| Workload | Metric | Baseline | recpack | Ratio | % of limit (codec, or cat) | "
               "CPU util, large (base / recpack) | Peak RSS MB, large (base / recpack) | "
               "Check, notes | Target | Met |",
               "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
@@ -626,6 +677,8 @@ def main(argv=None):
     data = {"imagenet": ensure_dataset("imagenet", sizes["imagenet"][1])}
     if wanted & {"camera", "codec"}:
         data["camera"] = ensure_dataset("camera", sizes["camera"][1])
+    if "passthrough" in wanted:
+        data["photos"] = ensure_dataset("photos", PHOTO_FILES)
     warm_up([root for root, _ in data.values()])
     summary, runs = {}, {}
     if wanted & {"codec", "resize", "gluon", "camera"}:

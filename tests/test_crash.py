@@ -80,6 +80,9 @@ def _pack(folder, images, old=True):
 
 
 PACK = ["im2rec", "-q", "--resize", "24", "--batch-size", "2", "data"]
+#: Files stored as they are: each batch read into one buffer, the failure report as above.
+PASS_THROUGH = ["im2rec", "-q", "--pass-through", "--num-thread", "2", "--batch-size", "2",
+                "data"]
 
 
 def _append(folder, images):
@@ -147,6 +150,8 @@ COMMANDS = {
     "pack-new": (lambda f, i: _pack(f, i, old=False), PACK, ["data.rec"], True),
     "append": (_append, PACK + ["--append"], ["data.rec"], True),
     "resume": (_pack, PACK + ["--resume"], ["data.rec"], True),
+    "pack-pass-through": (_pack, PASS_THROUGH, ["data.rec"], True),
+    "resume-pass-through": (_pack, PASS_THROUGH + ["--resume"], ["data.rec"], True),
     "resume-append": (_append, PACK + ["--append", "--resume"], ["data.rec"], True),
     "merge": (_merge, ["merge", "-q", "m.rec", "a.rec", "b.rec"], ["m.rec"], True),
     "split": (_split, ["split", "-q", "in.rec", "s", "--train-ratio", "0.5", "--no-shuffle"],
@@ -170,7 +175,7 @@ COMMANDS = {
 def _argv(name, images):
     argv = list(COMMANDS[name][1])
     if argv[0] == "im2rec":
-        argv.insert(len(PACK), images[0])
+        argv.insert(argv.index("data") + 1, images[0])
     return argv
 
 
@@ -204,7 +209,8 @@ def _template(name, images, tmp_path):
 
 #: Commands that continue a run: it is killed first, before its last batch of records (after
 #: a failure was reported and records written), then the resume itself is crashed.
-PRIMED = {"resume": "pack", "resume-append": "append"}
+PRIMED = {"resume": "pack", "resume-append": "append",
+          "resume-pass-through": "pack-pass-through"}
 
 
 def _start(name, driver, images, template, folder):

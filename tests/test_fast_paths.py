@@ -220,3 +220,110 @@ def test_reduced_decode_only_where_it_is_safe(camera, varied):
     h, w = full.shape[:2]
     size = (256, h * 256 // w) if h > w else (w * 256 // h, 256)
     np.testing.assert_array_equal(np.asarray(got), cv2.resize(full, size))
+
+
+MAGIC = 0xCED7230A  # RecordIO's magic word: dmlc splits a record where its payload holds it
+
+
+def magic_jpeg(rgb):
+    """A JPEG whose bytes hold the magic word at 4-aligned offsets (and at an unaligned one),
+    in a comment segment after the start marker."""
+    jpg = cv2.imencode(".jpg", rgb)[1].tobytes()
+    word = MAGIC.to_bytes(4, "little")
+    comment = b"xy" + word + b"z" + word + b"abc" + word + b"q" * 3
+    return jpg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpg[2:]
+
+
+def odd_pass_through_rows(root):
+    """Files a pass-through batch meets, and list rows for them: plain JPEGs, one holding the
+    magic word, one larger than a batch's first buffer, a PNG, a key and a label whose bytes
+    are the magic word; items that fail (missing, not an image, truncated, empty, a
+    directory, a GIF), among them the first and the last."""
+    rng = np.random.RandomState(7)
+    jpegs = [cv2.imencode(".jpg", rng.randint(0, 255, (40 + i, 30 + 2 * i, 3)).astype(
+        np.uint8))[1].tobytes() for i in range(6)]
+    big = cv2.imencode(".jpg", rng.randint(0, 255, (900, 900, 3)).astype(np.uint8),
+                       [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
+    assert len(big) > (1 << 20)  # beyond the first buffer of a batch: it grows
+    files = {"a.jpg": jpegs[0], "b.jpg": jpegs[1], "magic.jpg": magic_jpeg(
+        rng.randint(0, 255, (20, 20, 3)).astype(np.uint8)), "big.jpg": big,
+             "c.png": cv2.imencode(".png", np.full((9, 7, 3), 200, np.uint8))[1].tobytes(),
+             "d.jpg": jpegs[2], "e.jpg": jpegs[3], "text.jpg": b"not an image at all",
+             "cut.jpg": jpegs[4][:len(jpegs[4]) // 2], "empty.jpg": b"", "f.jpg": jpegs[5],
+             "anim.gif": b"GIF89a" + bytes(30)}
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    (root / "folder.jpg").mkdir()
+    magic_label = float(np.frombuffer(MAGIC.to_bytes(4, "little"), "<f4")[0])
+    names = ["missing.jpg", "a.jpg", "magic.jpg", "text.jpg", "b.jpg", "big.jpg", "cut.jpg",
+             "c.png", "empty.jpg", "d.jpg", "folder.jpg", "e.jpg", "anim.gif", "f.jpg",
+             "b.jpg", "a.jpg", "missing2.jpg"]
+    rows = [(k, k % 4, name) for k, name in enumerate(names)]
+    rows[4] = (MAGIC, 1, "b.jpg")  # the key is the magic word: the header must be split
+    rows[9] = (30, magic_label, "d.jpg")  # so is the label
+    rows[11] = (31, [1.5, 2.5, 3.5], "e.jpg")  # a label vector
+    return rows
+
+
+def test_pass_through_batches_frame_as_items_one_by_one(tmp_path):
+    """Pass-through reads a batch's files straight into one buffer behind their headers: the
+    same records (frames, CRCs) and failures as the item-by-item path, for any batch split,
+    and a buffer is never reused while a batch's records are held."""
+    from mxnet_recpack.images.codec import ImageEncoder
+    from mxnet_recpack.pipeline.encoder import RecordEncoder
+    from mxnet_recpack.pipeline.items import as_items
+    rows = odd_pass_through_rows(tmp_path)
+    items = ImageList(write_lst(tmp_path / "odd.lst", rows), root=str(tmp_path), decode=False)
+    assert as_items(items).bytes_into is not None  # the batch path is the one tested
+    enc = RecordEncoder(items, keys=items.record_keys, source_of=items.record_source,
+                        encoder=ImageEncoder(".jpg", 95))
+
+    def plain(records):
+        return [(r[0], r[1]) if isinstance(r[1], dict) else
+                (r[0], b"".join(bytes(b) for b in r[1]), r[2]) for r in records]
+
+    singles = plain([enc[i] for i in range(len(items))])
+    failed = [r[1]["source"] for r in singles if len(r) == 2]
+    assert [os.path.basename(s) for s in failed] == [
+        "missing.jpg", "text.jpg", "cut.jpg", "empty.jpg", "folder.jpg", "anim.gif",
+        "missing2.jpg"]
+    held = []
+    for size in (1, 2, 3, 5, len(items)):
+        for _ in range(2):
+            batches = [enc.encode_batch(range(s, min(s + size, len(items))))
+                       for s in range(0, len(items), size)]
+            held.append(batches)
+            assert plain([r for b in batches for r in b]) == singles, size
+    for batches in held:  # still the same bytes: no buffer was reused under them
+        assert plain([r for b in batches for r in b]) == singles
+    split = [r for r in singles if len(r) == 3 and r[1].count(MAGIC.to_bytes(4, "little")) > 1]
+    assert len(split) == 3  # the magic JPEG, key and label: continuation frames
+
+
+def test_pass_through_batches_hold_a_bounded_number_of_bytes(tmp_path):
+    """Large files go in smaller batches (about BATCH_BYTES of them, so the writer copies a
+    batch while it is still in the CPU's cache); small ones in batches of batch_size; the
+    bytes written are the same either way."""
+    from mxnet_recpack.images.codec import ImageEncoder
+    from mxnet_recpack.pipeline.encoder import BATCH_BYTES, RecordEncoder
+    rng = np.random.RandomState(3)
+    big = cv2.imencode(".jpg", rng.randint(0, 255, (400, 400, 3)).astype(np.uint8),
+                       [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
+    small = cv2.imencode(".jpg", rng.randint(0, 255, (16, 16, 3)).astype(np.uint8))[1].tobytes()
+    (tmp_path / "big.jpg").write_bytes(big)
+    (tmp_path / "small.jpg").write_bytes(small)
+    sizes = {}
+    for name in ("big", "small"):
+        lst = write_lst(tmp_path / (name + ".lst"), [(k, 0, name + ".jpg") for k in range(40)])
+        for decode in (False, True):
+            items = ImageList(lst, root=str(tmp_path), decode=decode)
+            enc = RecordEncoder(items, keys=items.record_keys, encoder=ImageEncoder(".jpg", 95))
+            sizes[name, decode] = enc.batch_size(32)
+    assert sizes == {("big", False): max(1, BATCH_BYTES // len(big)), ("big", True): 32,
+                     ("small", False): 32, ("small", True): 32}
+    assert sizes["big", False] < 32
+    rp.im2rec(str(tmp_path / "big.lst"), None, {"root": str(tmp_path), "pass_through": True,
+                                                "num_thread": 2}, str(tmp_path / "b"))
+    rp.im2rec(str(tmp_path / "big.lst"), None, {"root": str(tmp_path), "pass_through": True,
+                                                "batch_size": 1}, str(tmp_path / "one"))
+    assert read(tmp_path / "b.rec") == read(tmp_path / "one.rec")

@@ -132,6 +132,44 @@ def test_pass_through_with_threads_gives_the_same_bytes(packed, folder, tmp_path
     assert (tmp_path / "data.rec").read_bytes() == (ours / "data.rec").read_bytes()
 
 
+def test_pass_through_batches_give_im2rec_py_bytes_where_records_split(tmp_path):
+    """Pass-through frames each batch in one buffer: where dmlc must split a record (the magic
+    word in a file, a key, a label), around a file larger than the first buffer and a missing
+    one, in batches of 3 with threads, the bytes are still im2rec.py's."""
+    rng = np.random.RandomState(5)
+    word = (0xCED7230A).to_bytes(4, "little")
+    root = tmp_path / "images"
+    root.mkdir()
+    jpg = [cv2.imencode(".jpg", rng.randint(0, 255, (30 + i, 40, 3)).astype(np.uint8))[1]
+           .tobytes() for i in range(5)]
+    comment = b"ab" + word + b"c" + word + b"defg" + word
+    files = {"a.jpg": jpg[0], "b.jpg": jpg[1], "c.jpg": jpg[2], "d.jpg": jpg[3],
+             "magic.jpg": jpg[4][:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") +
+             comment + jpg[4][2:],
+             "big.jpg": cv2.imencode(".jpg", rng.randint(0, 255, (900, 900, 3)).astype(
+                 np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()}
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    label = float(np.frombuffer(word, "<f4")[0])
+    rows = [(0, "1", "a.jpg"), (1, "2", "magic.jpg"), (0xCED7230A, "3", "b.jpg"),
+            (3, "%f" % label, "c.jpg"), (4, "4", "missing.jpg"), (5, "5\t6\t7", "big.jpg"),
+            (6, "8", "d.jpg"), (7, "9", "a.jpg")]
+    outputs = []
+    for who in ("ours", "theirs"):
+        (tmp_path / who).mkdir()
+        (tmp_path / who / "data.lst").write_text("".join("%d\t%s\t%s\n" % r for r in rows))
+        outputs.append(tmp_path / who / "data")
+    flags = ["--pass-through", "--pack-label", "--num-thread", "2"]
+    commands = [recpack_cmd("im2rec", "-q", outputs[0], root, "--batch-size", "3", *flags),
+                [sys.executable, im2rec_script(), str(outputs[1]), str(root)] + flags]
+    for (code, out, err), cmd in zip(run_all(commands), commands):
+        assert code == 0, (cmd, out, err)
+    ours, theirs = (open(str(p) + ".rec", "rb").read() for p in outputs)
+    assert ours == theirs and ours.count(word) > len(rows)  # split records: more frames
+    assert (tmp_path / "ours" / "data.idx").read_bytes() == \
+        (tmp_path / "theirs" / "data.idx").read_bytes()
+
+
 def test_inter_method_matches_opencv(folder, tmp_path):
     root, lst, _ = folder
     (tmp_path / "data.lst").write_text(lst)

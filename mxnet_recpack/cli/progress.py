@@ -23,8 +23,7 @@ class Progress:
             size = shutil.get_terminal_size((100, 24))
             self.bar = tqdm(total=total, desc=self.desc, unit="img",
                             ncols=min(size.columns, 120), nrows=size.lines)
-        self.bar.n = done
-        self.bar.refresh()
+        self.bar.update(done - self.bar.n)  # drawn at most every 0.1 s (tqdm's mininterval)
 
     def close(self):
         if self.bar is not None:

@@ -28,6 +28,7 @@ __all__ = [
     "LENGTH_MASK",
     "aligned_magic_offsets",
     "encode_record",
+    "too_large",
     "FramedRecord",
     "stored_frame",
     "frame_buffers",
@@ -58,6 +59,13 @@ def aligned_magic_offsets(payload):
     return (found.nonzero()[0] * 4).tolist()
 
 
+def too_large(size):
+    """The error for a record payload of ``size`` bytes, above :data:`MAX_RECORD_BYTES`."""
+    return RecordFormatError("a record of %d bytes is too large: RecordIO stores records below "
+                             "2**29 bytes (512 MiB); store a smaller image or split the data"
+                             % size)
+
+
 def encode_record(payload):
     """Frame one record exactly as dmlc's ``RecordIOWriter::WriteRecord`` does.
 
@@ -74,9 +82,7 @@ def encode_record(payload):
     payload = bytes(payload)
     size = len(payload)
     if size > MAX_RECORD_BYTES:
-        raise RecordFormatError(
-            "a record of %d bytes is too large: RecordIO stores records below 2**29 bytes "
-            "(512 MiB); store a smaller image or split the data" % size)
+        raise too_large(size)
     hits = aligned_magic_offsets(payload)
     if not hits:
         return b"".join((MAGIC_BYTES, struct.pack("<I", size), payload, _PAD[size & 3]))

@@ -38,6 +38,9 @@ class Items(Protocol):
     #: Reading an item is mostly Python holding the GIL (copying stored bytes): threads beyond
     #: one a core only contend (the runner caps them, see ``executors.copy_threads``).
     record_item_gil_bound: bool
+    #: Items are files' bytes stored as they are (pass-through): the writer reads a batch of
+    #: them straight into one buffer with ``record_bytes_into`` and ``record_label``.
+    record_item_bytes: bool
 
     def __len__(self) -> int: ...
 
@@ -46,6 +49,18 @@ class Items(Protocol):
     def record_item(self, i: int) -> Any:
         """Item ``i`` as numpy or bytes (no framework arrays): ``(image, label)``, or a stored
         record (``FramedRecord``, ``RecordPayload``), stored as it is."""
+
+    def record_bytes_into(self, i: int, buffer: bytearray, offset: int) -> int:
+        """With ``record_item_bytes``: item ``i``'s bytes written into ``buffer`` from
+        ``offset`` (growing it as needed), raising what ``record_item`` would; their count."""
+
+    def record_nbytes(self, i: int) -> int | None:
+        """With ``record_item_bytes``: how many bytes ``record_bytes_into(i, ...)`` will write,
+        if known (the runner sizes its batches by it)."""
+
+    def record_label(self, i: int) -> Any:
+        """With ``record_item_bytes``: item ``i``'s label (what ``record_item`` pairs with
+        its bytes)."""
 
     def record_source(self, i: int) -> str | None:
         """Where item ``i`` comes from, for failure reports."""

@@ -49,9 +49,9 @@ def _tiff_orientation(tiff):
     return None
 
 
-def _jpeg(data):
-    n = len(data)
-    pos = 2
+def _jpeg(data, start, n):
+    """The JPEG in ``data[start:n]``: positions are offsets into ``data`` (no copy of it)."""
+    pos = start + 2
     width = height = channels = orientation = None
     while pos < n:
         if data[pos] != 0xFF:
@@ -71,51 +71,60 @@ def _jpeg(data):
         seglen = (data[pos] << 8) | data[pos + 1]
         if marker in _SOF and pos + 8 <= n:
             height, width, channels = struct.unpack_from(">HHB", data, pos + 3)
-        if marker == 0xE1 and orientation is None and data[pos + 2:pos + 8] == b"Exif\0\0":
-            orientation = _tiff_orientation(data[pos + 8:pos + seglen])
+        if marker == 0xE1 and orientation is None and \
+                data[pos + 2:min(pos + 8, n)] == b"Exif\0\0":
+            orientation = _tiff_orientation(bytes(data[pos + 8:min(pos + seglen, n)]))
         if marker == 0xDA:
             # Entropy-coded data never holds FF D9 (a literal FF is stuffed as FF 00), so an end
             # marker after the first scan starts means the stream was written to its end.
-            return ImageInfo("jpeg", width, height, data.rfind(b"\xff\xd9", pos) >= 0,
+            return ImageInfo("jpeg", width, height, data.rfind(b"\xff\xd9", pos, n) >= 0,
                              channels, orientation)
         pos += seglen
     return ImageInfo("jpeg", width, height, False, channels, orientation)
 
 
-def probe_image(data):
-    """Identify an encoded image from its bytes.
+def probe_image(data, start=0, end=None):
+    """Identify an encoded image from its bytes: ``data`` (bytes-like), or the stretch
+    ``data[start:end]`` of a ``bytes`` or ``bytearray`` (read where it is, not copied).
 
     Returns
     -------
     ImageInfo
     """
-    data = bytes(data[:]) if not isinstance(data, bytes) else data
-    name = sniff(data)
+    if not isinstance(data, (bytes, bytearray)):
+        data, start, end = bytes(data[start:end]), 0, None
+    end = len(data) if end is None else end
+    name = sniff(data[start:start + 12])
     if name == "jpeg":
-        return _jpeg(data)
+        return _jpeg(data, start, end)
+    size = end - start
     if name == "png":
         w = h = channels = None
-        if len(data) >= 26 and data[12:16] == b"IHDR":
-            w, h = struct.unpack_from(">II", data, 16)
-            channels = _PNG_CHANNELS.get(data[25])
-        return ImageInfo("png", w, h, data.rfind(b"IEND") >= max(0, len(data) - 64), channels)
+        if size >= 26 and data[start + 12:start + 16] == b"IHDR":
+            w, h = struct.unpack_from(">II", data, start + 16)
+            channels = _PNG_CHANNELS.get(data[start + 25])
+        return ImageInfo("png", w, h, data.rfind(b"IEND", max(start, end - 64), end) >= 0,
+                         channels)
     if name == "gif":
-        w, h = struct.unpack_from("<HH", data, 6) if len(data) >= 10 else (None, None)
+        w, h = struct.unpack_from("<HH", data, start + 6) if size >= 10 else (None, None)
         return ImageInfo("gif", w, h, True, None)
-    if name == "bmp" and len(data) >= 26:
-        w, h = struct.unpack_from("<ii", data, 18)
+    if name == "bmp" and size >= 26:
+        w, h = struct.unpack_from("<ii", data, start + 18)
         return ImageInfo("bmp", abs(w), abs(h), True, None)
-    if name == "other" or (name == "bmp" and len(data) < 26):
+    if name == "other" or (name == "bmp" and size < 26):
         return ImageInfo(None, None, None, True, None)
     return ImageInfo(name, None, None, True, None)
 
 
-def check_image_bytes(data, *, max_pixels=DEFAULT_MAX_PIXELS, require_known=False):
+def check_image_bytes(data, *, max_pixels=DEFAULT_MAX_PIXELS, require_known=False, start=0,
+                      end=None):
     """Raise :class:`~mxnet_recpack.errors.BadImageError` with the reason when ``data`` is not
     an image worth decoding (the caller adds which file or record it is).
 
     Parameters
     ----------
+    start, end : int
+        Check only ``data[start:end]`` (of a ``bytes`` or ``bytearray``: read in place).
     max_pixels : int or None
         Refuse images whose header declares more pixels (``None``: no limit).
     require_known : bool
@@ -126,11 +135,13 @@ def check_image_bytes(data, *, max_pixels=DEFAULT_MAX_PIXELS, require_known=Fals
     -------
     ImageInfo
     """
-    if not data:
+    end = len(data) if end is None else end
+    if end <= start:
         raise BadImageError("empty (zero-byte) file")
-    info = probe_image(data)
+    info = probe_image(data, start, end)
     if require_known and info.format is None:
-        raise BadImageError("not an image: the first bytes %r match no image format" % data[:8])
+        raise BadImageError("not an image: the first bytes %r match no image format"
+                            % bytes(data[start:min(start + 8, end)]))
     if info.width is not None and info.height is not None:
         if info.width == 0 or info.height == 0:
             raise BadImageError("%s header declares an empty %d x %d image"
@@ -143,5 +154,5 @@ def check_image_bytes(data, *, max_pixels=DEFAULT_MAX_PIXELS, require_known=Fals
                                    info.width * info.height, max_pixels))
     if not info.complete:
         raise BadImageError("truncated %s: the file ends before the image data does (%d "
-                            "bytes)" % (info.format.upper(), len(data)))
+                            "bytes)" % (info.format.upper(), end - start))
     return info

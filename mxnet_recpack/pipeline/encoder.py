@@ -12,13 +12,20 @@ import logging
 import traceback
 
 from ..errors import ImageEncodeError, StorageUnreachableError
+from ..format.batch import BufferPool, FrameBatch
 from ..format.checksums import crc32c_of_buffers
 from ..format.framing import FramedRecord, frame_buffers
 from ..format.header import RecordPayload, record_head, unpack_record
 from .items import as_items
 from .failures import error_kind
 
-__all__ = ["RecordEncoder", "Subset", "Failure"]
+__all__ = ["RecordEncoder", "Subset", "Failure", "BATCH_BYTES"]
+
+#: Bytes of files a pass-through batch holds at most (about): read, then written by the writer
+#: while still in the CPU's cache. Measured on 2 cores with 1 MiB of L2 each, 20,000 files of
+#: 95 KB, medians: batches of 8 files (760 KB) 1.4 s, of 11 (1 MB) 2.3 s, of 16 2.9 s, of 32
+#: (3 MB) 5.5 s; 43 KB files 0.80 s in batches of 24 or 32, 0.87 s in batches of 16.
+BATCH_BYTES = 768 << 10
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +81,10 @@ class RecordEncoder:
         self.gil_free = items.gil_free
         #: Items are stored bytes copied by Python code: threads are capped at one a core.
         self.gil_bound = items.gil_bound
+        self._into, self._label_of = items.bytes_into, items.label_of
+        self._nbytes = items.nbytes_of
+        self._capacity = 1 << 20  # bytes a batch of records took last (a FrameBatch's start)
+        self._buffers = BufferPool()
 
     def key(self, i):
         return int(self.keys[i]) if self.keys is not None else self.key_base + i
@@ -117,16 +128,63 @@ class RecordEncoder:
         except StorageUnreachableError:
             raise
         except Exception as exc:  # noqa: BLE001 - every item failure is reported, not raised
-            source = None
-            if self.source_of is not None:
-                try:
-                    source = self.source_of(i)
-                except Exception:  # noqa: BLE001
-                    source = None
-            log.debug("item %d failed: %s", i, traceback.format_exc())
-            return key, Failure(index=int(i), key=int(key), source=source,
-                                error=type(exc).__name__, message=str(exc),
-                                kind=error_kind(exc))
+            return key, self._failure(i, key, exc)
+
+    def batch_size(self, requested):
+        """Items per batch: ``requested``, or fewer for files' bytes large enough that
+        ``requested`` of them pass :data:`BATCH_BYTES` (their sizes sampled at 16 places), so
+        a batch is still in the CPU's cache when the writer copies it out."""
+        if self._nbytes is None or not len(self):
+            return requested
+        n = len(self)
+        sizes = [self._nbytes(i) for i in sorted({k * (n - 1) // 15 for k in range(16)})]
+        sizes = sorted(s for s in sizes if s)
+        if not sizes:
+            return requested
+        return max(1, min(requested, BATCH_BYTES // max(1, sizes[len(sizes) // 2])))
+
+    def encode_batch(self, positions):
+        """``[self[i] for i in positions]``, the same records. Items that are files' bytes
+        (pass-through) are read straight into one :class:`~mxnet_recpack.format.batch.FrameBatch`
+        behind their headers: one buffer for the batch, no object per record."""
+        if self._into is None:
+            return [self[i] for i in positions]
+        batch, out = FrameBatch(self._buffers.take(self._capacity)), []
+        for i in positions:
+            key = self.key(i)
+            try:
+                label = self._label_of(i)
+                head = record_head(label, key)
+            except Exception:  # noqa: BLE001 - the item's own path reports it, in its order
+                out.append(self[i])
+                continue
+            at = batch.begin(head)
+            try:
+                n = self._into(i, batch.buffer, at)
+                if self.label_check is not None:
+                    self.label_check(label)
+                batch.end(n)
+            except StorageUnreachableError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every item failure is reported
+                batch.drop()
+                out.append((key, self._failure(i, key, exc)))
+                continue
+            out.append((key, None))
+        self._capacity = batch.nbytes + batch.nbytes // 4
+        sealed = iter(batch.records())
+        return [(r[0],) + next(sealed) if r[1] is None else r for r in out]
+
+    def _failure(self, i, key, exc):
+        source = None
+        if self.source_of is not None:
+            try:
+                source = self.source_of(i)
+            except Exception:  # noqa: BLE001
+                source = None
+        log.debug("item %d failed: %s", i, traceback.format_exc())
+        return Failure(index=int(i), key=int(key), source=source, error=type(exc).__name__,
+                       message=str(exc), kind=error_kind(exc))
 
 
 class Subset:
@@ -150,3 +208,9 @@ class Subset:
 
     def __getitem__(self, i):
         return self.encoder[int(self.order[i])]
+
+    def encode_batch(self, positions):
+        return self.encoder.encode_batch([int(self.order[i]) for i in positions])
+
+    def batch_size(self, requested):
+        return self.encoder.batch_size(requested)

@@ -42,6 +42,13 @@ def copy_threads(requested):
     return max(1, min(requested, cores - 1))
 
 
+def _batch_maker(encoder):
+    """``positions -> [encoder[i] ...]``: the encoder's own ``encode_batch`` when it has one
+    (a batch of pass-through files read into one buffer), else item by item."""
+    make = getattr(encoder, "encode_batch", None)
+    return make if make is not None else (lambda positions: [encoder[i] for i in positions])
+
+
 def _batches(n, batch_size):
     return [range(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
@@ -62,8 +69,9 @@ def run_batches(encoder, *, num_workers=0, batch_size=32, thread_pool=None, time
         return
     batches = _batches(len(encoder), batch_size)
     if num_workers == 0:
+        make = _batch_maker(encoder)
         for batch in batches:
-            yield [encoder[i] for i in batch]
+            yield make(batch)
     elif thread_pool:
         if getattr(encoder, "gil_bound", False):  # Python copying bytes: one thread a core
             num_workers = copy_threads(num_workers)
@@ -84,6 +92,7 @@ def _run_threads(encoder, num_workers, batches, timeout):
     state = {"consumed": 0, "stop": False}
     cond = threading.Condition()
     ahead = 2 * num_workers
+    make = _batch_maker(encoder)
 
     def work(w):
         for b in range(w, len(batches), num_workers):
@@ -93,7 +102,7 @@ def _run_threads(encoder, num_workers, batches, timeout):
                 if state["stop"]:
                     return
             try:
-                results[b] = [encoder[i] for i in batches[b]]
+                results[b] = make(batches[b])
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
                 results[b] = exc
             ready[b].set()
@@ -181,6 +190,8 @@ def _process_main(encoder, tasks, results, setup):
             return
         b, batch = task
         try:
+            # item by item: a batch framed in one buffer (encode_batch) holds views, which
+            # cannot travel by pickle
             results.send((b, [encoder[i] for i in batch], None))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the parent
             try:

@@ -13,7 +13,11 @@ class DatasetItems:
     or None when it has no keys or sources of its own), ``fingerprint()``, ``get(i)`` (the
     fastest item getter giving the same stored bytes), ``gil_free`` (``get`` releases the GIL:
     threads run it in parallel), ``gil_bound`` (reading is Python copying bytes: threads are
-    capped at one a core) and ``pickle_parts``."""
+    capped at one a core), ``bytes_into`` and ``label_of`` (items that are files' bytes stored
+    as they are: ``bytes_into(i, buffer, offset)`` reads item ``i``'s bytes into a bytearray
+    and ``label_of(i)`` gives its label, so a batch is read straight into one buffer; None
+    otherwise), ``nbytes_of`` (``i ->`` the size of those bytes, or None: it sizes batches)
+    and ``pickle_parts``."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -31,6 +35,12 @@ class DatasetItems:
         self.gil_bound = get is not None and bool(getattr(dataset, "record_item_gil_bound",
                                                           False))
         self.get = get if get is not None else dataset.__getitem__
+        # Stored bytes read in place: only from the dataset itself (a wrapper would transform).
+        plain = adapter.item_getter(dataset) is None and getattr(dataset, "record_item_bytes",
+                                                                 False)
+        self.bytes_into = dataset.record_bytes_into if plain else None
+        self.label_of = dataset.record_label if plain else None
+        self.nbytes_of = getattr(dataset, "record_nbytes", None) if plain else None
 
     def fingerprint(self):
         """The dataset's ``fingerprint()`` (on it or behind its wrappers), or None."""

@@ -56,6 +56,16 @@ class KeyLedger:
         if key >= self.next_key:
             self.next_key = key + 1
 
+    def extend(self, keys):
+        """Record ``keys`` (a sequence of ints, each already checked), in file order."""
+        if self._seen is not None:
+            for key in keys:
+                self.add(key)
+            return
+        if keys:
+            self._keys.extend(keys)
+            self.next_key = max(self.next_key, max(keys) + 1)
+
     def check_new(self, keys):
         """Refuse a dataset's keys (a uint64 array) that repeat, or that the output has."""
         uniq, counts = np.unique(keys, return_counts=True)

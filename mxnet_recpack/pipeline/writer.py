@@ -175,8 +175,7 @@ class RecordFileWriter:
         """Append ``(key, frame buffers, crc)`` records with one ``writev`` for the batch."""
         self._check_started()
         self._out.write(records, checked)
-        for record in records:
-            self._keys.add(record[0])
+        self._keys.extend([record[0] for record in records])
 
     def _check_started(self):
         if self._out.mode == "check":
@@ -323,7 +322,8 @@ class RecordFileWriter:
         t0 = time.monotonic()
         written0, failed0, bytes0 = len(self._keys), self._report.count, self._sink.offset
         done = start
-        for batch in run_batches(encoder, num_workers=num_workers, batch_size=batch_size,
+        for batch in run_batches(encoder, num_workers=num_workers,
+                                 batch_size=encoder.batch_size(batch_size),
                                  thread_pool=thread_pool, timeout=timeout):
             over = watch.sort(batch, self._append_batch)
             if over:

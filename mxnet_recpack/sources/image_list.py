@@ -16,7 +16,7 @@ from ..images.encodings import ENCODINGS
 from ..images.probe import check_image_bytes
 from ..images.transform import Preprocess
 from ..options import D, validate
-from ..storage import is_url, joiner, read_bytes
+from ..storage import is_url, joiner, read_bytes, read_into
 from .lists import ListEntries, parse_list
 
 __all__ = ["ImageList"]
@@ -151,9 +151,13 @@ class ImageList:
             data = read_bytes(path, storage_options=self.storage_options, what="an image file")
         except FileNotFoundError:
             raise FileNotFoundError("image file not found: %s" % path) from None
+        return data, self._check(data, path), path
+
+    def _check(self, data, path, start=0, end=None):
+        """The image in ``data[start:end]`` (the file at ``path``), checked."""
         try:
             info = check_image_bytes(data, max_pixels=self.max_pixels,
-                                     require_known=not self.decode)
+                                     require_known=not self.decode, start=start, end=end)
         except BadImageError as exc:
             raise BadImageError("%s: %s" % (exc, path)) from None
         if not self.decode and not self.any_format and not ENCODINGS[info.format].mxnet_decodes:
@@ -162,7 +166,40 @@ class ImageList:
                                 "repack it as JPEG (without pass_through), or pass "
                                 "any_format=True (--any-format) to store it for readers that "
                                 "can, such as DALI: %s" % (info.format.upper(), path))
-        return data, info, path
+        return info
+
+    @property
+    def record_item_bytes(self):
+        """Items are the files' bytes, stored as they are (``decode=False``): the writer reads
+        them straight into its batch buffer with :meth:`record_bytes_into`."""
+        return not self.decode
+
+    def record_bytes_into(self, i, buffer, offset):
+        """With ``decode=False``: read item ``i``'s file into the bytearray ``buffer`` from
+        ``offset`` (it grows as needed), checked as :meth:`read_bytes` checks it (the same
+        errors); the number of bytes."""
+        path = self.record_source(i)
+        try:
+            n = read_into(path, buffer, offset, storage_options=self.storage_options,
+                          what="an image file")
+        except FileNotFoundError:
+            raise FileNotFoundError("image file not found: %s" % path) from None
+        self._check(buffer, path, offset, offset + n)
+        return n
+
+    def record_nbytes(self, i):
+        """With ``decode=False``: the size of item ``i``'s file (local files), else None."""
+        if self._join.url:
+            return None
+        try:
+            return os.stat(self.record_source(i)).st_size
+        except OSError:
+            return None
+
+    def record_label(self, i):
+        """Item ``i``'s label (:meth:`label`): what the writer puts before
+        :meth:`record_bytes_into`'s bytes."""
+        return self.label(i)
 
     def read_bytes(self, i):
         """The image file's bytes for item ``i``, checked (missing, empty, truncated, bomb)."""

@@ -105,8 +105,8 @@ def _pack_paths(paths):
 
 
 def _check_relative(path, source, lineno, allow_outside_root):
-    if allow_outside_root:
-        return
+    if allow_outside_root or (".." not in path and ":" not in path and path[0] not in "/\\"):
+        return  # (no "..", no drive, not absolute: nothing that normalizes to outside the root)
     norm = posixpath.normpath(path.replace("\\", "/"))
     if posixpath.isabs(norm) or norm == ".." or norm.startswith("../") or (
             len(norm) > 1 and norm[1] == ":"):

@@ -8,9 +8,10 @@ the standard library, ``errors`` and (for URLs) fsspec.
 import os
 import re
 
-from .local import check_regular_file, fsync_dir, read_local
+from .local import check_regular_file, fsync_dir, read_local, read_local_into
 
-__all__ = ["is_url", "joiner", "read_bytes", "write_small", "fsync_dir", "check_regular_file"]
+__all__ = ["is_url", "joiner", "read_bytes", "read_into", "write_small", "fsync_dir",
+           "check_regular_file"]
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -31,10 +32,16 @@ class joiner:  # noqa: N801 - used like a function: joiner(root)(relative)
         root = os.fspath(root)
         self.url = is_url(root)
         self.base = root.rstrip("/") + "/" if self.url else root
+        #: On POSIX, ``os.path.join(root, relative)`` of a relative path is one concatenation.
+        self.prefix = None
+        if not self.url and os.sep == "/" and isinstance(root, str):
+            self.prefix = root if not root or root.endswith("/") else root + "/"
 
     def __call__(self, relative):
         if self.url:
             return self.base + relative.replace("\\", "/").lstrip("/")
+        if self.prefix is not None and not relative.startswith("/"):
+            return self.prefix + relative
         return os.path.join(self.base, relative)
 
 
@@ -47,6 +54,18 @@ def read_bytes(path, *, storage_options=None, what="a file"):
         with remote_errors(path, "reading it"):
             return fs.cat_file(p)
     return read_local(path, what)
+
+
+def read_into(path, buffer, offset, *, storage_options=None, what="a file"):
+    """:func:`read_bytes` into the bytearray ``buffer`` from ``offset`` (it grows as needed);
+    the number of bytes. Local files are read straight into it."""
+    if not is_url(path):
+        return read_local_into(path, buffer, offset, what)
+    data = read_bytes(path, storage_options=storage_options, what=what)
+    if len(buffer) < offset + len(data):
+        buffer.extend(bytes(offset + len(data) - len(buffer)))
+    buffer[offset:offset + len(data)] = data
+    return len(data)
 
 
 def write_small(path, data, *, storage_options=None):

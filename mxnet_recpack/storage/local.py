@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 from ..errors import NotAFileError
 
-__all__ = ["check_regular_file", "read_local", "write_all", "copy_range", "fsync_dir",
-           "remove_file", "io_step", "step_of", "cause_of", "fix_for", "tail_sha256"]
+__all__ = ["check_regular_file", "read_local", "read_local_into", "write_all", "copy_range",
+           "fsync_dir", "remove_file", "io_step", "step_of", "cause_of", "fix_for", "tail_sha256"]
 
 _TAIL = 1 << 16  # the bytes before a length that identify a file (see tail_sha256)
 
@@ -106,11 +106,15 @@ def check_regular_file(path, what, *, missing_ok=False):
     return True
 
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+_READV = hasattr(os, "readv")
+
+
 def read_local(path, what="a file"):
     """The whole content of a local file: one open, fstat and read (no buffered file object,
     a little cheaper per image than ``open(path, "rb").read()``). A directory, FIFO or device
     is refused (:class:`~mxnet_recpack.errors.NotAFileError`) without blocking."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+    fd = os.open(path, _READ_FLAGS)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would never end (/dev/zero)
@@ -128,6 +132,37 @@ def read_local(path, what="a file"):
         return data
     finally:
         os.close(fd)
+
+
+def read_local_into(path, buf, at, what="a file"):
+    """Read the whole local file ``path`` into the bytearray ``buf`` from offset ``at`` (``buf``
+    grows when it is too short: it must not be exported meanwhile); the number of bytes.
+
+    :func:`read_local`'s checks and errors, without a bytes object per file: one open, fstat,
+    read straight into ``buf`` and close. A file that does not read back at the size its
+    ``fstat`` said (it is being written) is read again by :func:`read_local`.
+    """
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would never end (/dev/zero)
+            _refuse(path, info.st_mode, what)
+        size = info.st_size
+        if len(buf) < at + size + 1:
+            buf.extend(bytes(max(at + size + 1 - len(buf), len(buf) // 2)))
+        n = -1
+        if _READV:
+            with memoryview(buf) as view:
+                n = os.readv(fd, [view[at:at + size + 1]])
+    finally:
+        os.close(fd)
+    if n == size:
+        return n
+    data = read_local(path, what)
+    if len(buf) < at + len(data):
+        buf.extend(bytes(at + len(data) - len(buf)))
+    buf[at:at + len(data)] = data
+    return len(data)
 
 
 def write_all(fd, view):

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 _IOV_MAX = 512  # well under every platform's IOV_MAX
 _WRITEBACK_STEP = 32 << 20
 _FADVISE = getattr(os, "posix_fadvise", None)
+
+
+def _nbytes(buffer):
+    return memoryview(buffer).nbytes
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
 
 
@@ -114,13 +118,13 @@ class RecordIOSink:
         common file systems), so a kill between them leaves lines and CRCs of records that are
         not there (a resume drops them), never a record its run cannot vouch for. ``checked``
         False: the checksum sidecar must not vouch for these records."""
-        frames, lines, crcs, offsets, offset = [], [], [], [], self.offset
+        frames, lines, crcs, offsets, offset = [], [], array("I"), array("q"), self.offset
         for key, buffers, crc in records:
-            frames.extend(buffers)
+            frames += buffers
             lines.append(format_index_line(key, offset))
             crcs.append(crc)
             offsets.append(offset)
-            offset += sum(memoryview(b).nbytes for b in buffers)
+            offset += _nbytes(buffers[0]) if len(buffers) == 1 else sum(map(_nbytes, buffers))
         fd = self.rec.fileno()
         with io_step("writing the index lines to %s" % self.idx_tmp):
             write_all(self.idx.fileno(), memoryview("".join(lines).encode("ascii")))
@@ -129,7 +133,9 @@ class RecordIOSink:
         with io_step("writing the records to %s" % self.rec_tmp):
             for start in range(0, len(frames), _IOV_MAX):
                 chunk = frames[start:start + _IOV_MAX]
-                done, total = os.writev(fd, chunk), sum(memoryview(f).nbytes for f in chunk)
+                total = offset - self.offset if len(frames) <= _IOV_MAX else \
+                    sum(map(_nbytes, chunk))
+                done = os.writev(fd, chunk)
                 if done != total:  # a short write (rare on files): finish the rest
                     write_all(fd, memoryview(b"".join(chunk))[done:])
                 self._written += total
