@@ -21,7 +21,7 @@ from .images.encodings import normalize_encoding
 from .images.probe import DEFAULT_MAX_PIXELS
 
 __all__ = ["Option", "OPTIONS", "D", "INTER_METHODS", "validate", "resolve", "check_parts",
-           "failure_limit", "add_flags", "from_args", "is_int"]
+           "failure_limit", "is_int"]
 
 #: im2rec / mx.image interpolation codes: 0-4 are OpenCV's, 9 auto, 10 random.
 INTER_METHODS = {
@@ -377,27 +377,3 @@ def failure_limit(max_failures, total):
     if max_failures < 1:
         return int(math.floor(max_failures * total))
     return int(max_failures)
-
-
-def add_flags(parser, names):
-    """Add the command-line flags of ``names`` to an argparse parser or group."""
-    for name in names:
-        option = OPTIONS[name]
-        kwargs = dict(option.cli)  # its "help", if any, is the flag's (a --no-X flag's)
-        kwargs.setdefault("dest", name)
-        kwargs.setdefault("help", option.help)
-        if kwargs.get("action") not in ("store_true", "store_false"):
-            kwargs.setdefault("default", option.default)  # from_cli maps it to itself
-        parser.add_argument(option.flag, **kwargs)
-
-
-def from_args(args, names):
-    """The option values of parsed command-line ``args`` (converted and checked)."""
-    out = {}
-    for name in names:
-        option = OPTIONS[name]
-        value = getattr(args, name)
-        if option.from_cli is not None:
-            value = option.from_cli(value)
-        out[name] = validate(name, value, option.flag)
-    return out

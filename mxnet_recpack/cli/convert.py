@@ -3,7 +3,8 @@
 import os
 
 from ..formats.registry import FORMATS
-from ..options import D, add_flags, from_args, validate
+from ..options import D, validate
+from .flags import add_flags, from_args
 from .progress import Progress
 
 __all__ = ["add_convert"]

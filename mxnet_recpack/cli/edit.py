@@ -5,7 +5,7 @@ are."""
 
 import os
 
-from ..options import add_flags, from_args
+from .flags import add_flags, from_args
 from .progress import Progress
 
 __all__ = ["add_edit_commands"]

@@ -5,7 +5,7 @@ import os
 
 from ..errors import OptionError
 from ..format.names import strip_suffix
-from ..options import add_flags, from_args
+from .flags import add_flags, from_args
 from ..storage import is_url
 from .progress import Progress
 
