@@ -12,7 +12,8 @@ from ..errors import OptionError, TransformError, WorkerError
 from .outputs import converter
 from .plan import EpochPlan
 from .pool import Pool
-from .worker import ItemFailed, describe, fetch, set_epoch, stack_labels
+from .worker import (ItemFailed, copy_into, describe, fetch, fits, set_epoch,
+                     stack_labels)
 
 __all__ = ["RecordLoader"]
 
@@ -168,11 +169,8 @@ class RecordLoader:
             except ItemFailed as failed:
                 raise TransformError("the loader failed on %s" % describe(
                     self.dataset, failed.position, failed.exc)) from failed.exc
-            if ring is not None and all(isinstance(im, np.ndarray) and im.shape == item[0] and
-                                        im.dtype == item[1] for im in images):
-                out = ring[t % self.slots][:len(images)]
-                for j, image in enumerate(images):
-                    out[j] = image
+            if ring is not None and fits(item, images):
+                out = copy_into(ring[t % self.slots][:len(images)], images)
                 images = out.copy() if self.copy else out
             yield self._convert(images, stack_labels(labels))
 

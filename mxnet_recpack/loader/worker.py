@@ -15,7 +15,8 @@ import numpy as np
 
 from .ring import attach, slot_view
 
-__all__ = ["work", "fetch", "describe", "stack_labels", "fill", "set_epoch", "ItemFailed"]
+__all__ = ["work", "fetch", "describe", "stack_labels", "fill", "fits", "copy_into",
+           "set_epoch", "ItemFailed"]
 
 
 def describe(dataset, position, exc):
@@ -79,16 +80,22 @@ def stack_labels(labels):
 def fill(mapping, slot, slot_bytes, item, images):
     """Copy ``images`` into the ring's ``slot`` when every one is an array of the ring's item
     shape and dtype; False (nothing copied) otherwise."""
-    if mapping is None or item is None:
+    if mapping is None or not fits(item, images):
         return False
-    shape, dtype = item
-    if not all(isinstance(im, np.ndarray) and im.shape == shape and im.dtype == dtype
-               for im in images):
-        return False
-    out = slot_view(mapping, slot, slot_bytes, (len(images),) + shape, dtype)
+    copy_into(slot_view(mapping, slot, slot_bytes, (len(images),) + item[0], item[1]), images)
+    return True
+
+
+def fits(item, images):
+    """Every image is an array of the ring's item ``(shape, dtype)``."""
+    return item is not None and all(isinstance(im, np.ndarray) and im.shape == item[0] and
+                                    im.dtype == item[1] for im in images)
+
+
+def copy_into(out, images):
     for j, image in enumerate(images):
         out[j] = image
-    return True
+    return out
 
 
 def work(worker, dataset, ring_path, ring_bytes, slot_bytes, item, tasks, results):
